@@ -1,0 +1,74 @@
+import { CryptoRandom } from "../random";
+import { l2Norm } from "../vector";
+import { clipToNorm } from "./clip";
+import { discreteGaussian, scaledVariance } from "./discrete-gaussian";
+
+export interface PrivacyParams {
+  clipNorm: number;
+  noiseMultiplier: number;
+  delta: number;
+}
+
+/**
+ * Noise std for one site's upload. The guarantee is patient-level for the site's own upload: two datasets
+ * of one site that differ in one patient (replace-one) can give clipped deltas anywhere in the ball of
+ * radius C, so the L2 sensitivity is 2C (Dwork & Roth 2014, Def. 3.8 and Thm A.1 with Delta_2 = 2C), and
+ * the Gaussian mechanism uses sigma = z * 2C for the plan's noise multiplier z.
+ */
+export function noiseStd(p: PrivacyParams): number {
+  return p.noiseMultiplier * 2 * p.clipNorm;
+}
+
+/** Bits of resolution below sigma: the grid is the power of two g with sigma/g in [2^10, 2^11). */
+export const GRID_BITS_BELOW_SIGMA = 10;
+
+export interface PrivatizedDelta {
+  /** What leaves the site. */
+  delta: Float32Array;
+  /** Stays at the site (the ledger), never sent: it depends on the data beyond the clipped delta. */
+  preClipNorm: number;
+  postClipNorm: number;
+  sigma: number;
+  grid: number;
+  clipNorm: number;
+}
+
+/**
+ * Clip, round to a power-of-two grid, add exact discrete Gaussian noise on that grid, scale back.
+ * Rounding each coordinate moves the vector by at most g*sqrt(n)/2, so the clip uses C - g*sqrt(n)/2 and the
+ * rounded vector still lies in the C-ball; the noise is N_Z(0, (sigma/g)^2) times g (Canonne, Kamath,
+ * Steinke 2020, Thm 14), never a float Gaussian (Mironov 2012).
+ */
+export function privatizeDelta(
+  delta: Float32Array,
+  params: PrivacyParams,
+  rng: CryptoRandom = new CryptoRandom(),
+): PrivatizedDelta {
+  const sigma = noiseStd(params);
+  if (sigma === 0) {
+    const { clipped, norm } = clipToNorm(delta, params.clipNorm);
+    const out = Float32Array.from(clipped);
+    return { delta: out, preClipNorm: norm, postClipNorm: l2Norm(out), sigma: 0, grid: 0, clipNorm: params.clipNorm };
+  }
+  const gridExponent = Math.floor(Math.log2(sigma)) - GRID_BITS_BELOW_SIGMA;
+  const grid = 2 ** gridExponent;
+  const roundingBound = (grid * Math.sqrt(delta.length)) / 2;
+  const innerClip = params.clipNorm - roundingBound;
+  if (!(innerClip > 0)) {
+    throw new RangeError(
+      `The noise grid (${grid}) is too coarse for ${delta.length} weights at clipNorm ${params.clipNorm}; ` +
+        "lower the noise multiplier or raise clipNorm in the plan.",
+    );
+  }
+  const { clipped, norm } = clipToNorm(delta, innerClip);
+  const ticks = new Float64Array(delta.length);
+  for (let i = 0; i < ticks.length; i++) ticks[i] = Math.round((clipped[i] as number) / grid);
+  const postClipNorm = l2Norm(ticks) * grid;
+  const { num, den } = scaledVariance(sigma, gridExponent);
+  const out = new Float32Array(delta.length);
+  for (let i = 0; i < out.length; i++) {
+    const noise = Number(discreteGaussian(rng, num, den));
+    out[i] = ((ticks[i] as number) + noise) * grid;
+  }
+  return { delta: out, preClipNorm: norm, postClipNorm, sigma, grid, clipNorm: params.clipNorm };
+}

@@ -1,0 +1,105 @@
+import Dexie, { type EntityTable } from "dexie";
+import type { Plan } from "../core/plan";
+
+/**
+ * The site's IndexedDB, shared by the page and the workers. Only features, labels and pseudonymous
+ * ids are ever written here: never names, MRNs, addresses or exact dates.
+ */
+
+/** This browser's enrollment in a federation (one row per federation). */
+export interface EnrollmentRow {
+  federationId: string;
+  coordinatorUrl: string;
+  siteId: string;
+  siteLabel: string;
+  token: string;
+  plan: Plan;
+  planHash: string;
+  enrolledAt: number;
+}
+
+export type Split = "train" | "holdout";
+
+/** A completed import. Shards of a dataset count only once its row says `complete`. */
+export interface DatasetRow {
+  id: string;
+  federationId: string;
+  planHash: string;
+  fileName: string;
+  status: "importing" | "complete";
+  createdAt: number;
+  numTrain: number;
+  numHoldout: number;
+  positives: number;
+  negatives: number;
+  rowsRead: number;
+  rowsSkipped: number;
+  /** At most MAX_PROBLEMS problems are kept; problemCount is the full count. */
+  problems: ImportProblem[];
+  problemCount: number;
+}
+
+export interface ImportProblem {
+  /** 1-based line number in the file, counting the header as line 1. */
+  line: number;
+  column: string;
+  message: string;
+}
+
+/**
+ * Many examples per record as typed arrays: one IndexedDB record per row is ~28x slower to write and read.
+ * x is row-major [count, numFeatures], y is 0/1.
+ */
+export interface ShardRow {
+  id?: number;
+  datasetId: string;
+  split: Split;
+  index: number;
+  count: number;
+  x: Float32Array;
+  y: Float32Array;
+}
+
+/** Per-round history the site keeps for itself (evaluations and what left). */
+export interface RoundRow {
+  federationId: string;
+  round: number;
+  accuracyBefore?: number;
+  lossBefore?: number;
+  accuracyAfter?: number;
+  lossAfter?: number;
+  backend?: string;
+  uploadedBytes?: number;
+  preClipNorm?: number;
+  postClipNorm?: number;
+  sigma?: number;
+  uploadSha256?: string;
+  uploadedAt?: number;
+}
+
+export const SHARD_SIZE = 256;
+export const MAX_PROBLEMS = 200;
+
+export class FedwardDb extends Dexie {
+  enrollments!: EntityTable<EnrollmentRow, "federationId">;
+  datasets!: EntityTable<DatasetRow, "id">;
+  shards!: EntityTable<ShardRow, "id">;
+  rounds!: Dexie.Table<RoundRow, [string, number]>;
+
+  constructor(name = "fedward") {
+    super(name);
+    this.version(1).stores({
+      enrollments: "federationId",
+      datasets: "id, federationId, status",
+      shards: "++id, [datasetId+split+index], datasetId",
+      rounds: "[federationId+round], federationId",
+    });
+  }
+}
+
+let shared: FedwardDb | undefined;
+export function openDb(name?: string): FedwardDb {
+  if (name !== undefined) return new FedwardDb(name);
+  shared ??= new FedwardDb();
+  return shared;
+}
