@@ -32,7 +32,8 @@ export function modelTopology(plan: Plan) {
 
 export function weightNames(plan: Plan): string[] {
   const names: string[] = [];
-  for (let i = 0; i < plan.model.hidden.length + 1; i++) names.push(`dense_${i + 1}/kernel`, `dense_${i + 1}/bias`);
+  for (let i = 0; i < plan.model.hidden.length + 1; i++)
+    names.push(`dense_${i + 1}/kernel`, `dense_${i + 1}/bias`);
   return names;
 }
 
@@ -75,7 +76,8 @@ export function initialWeights(plan: Plan, rng: CryptoRandom = new CryptoRandom(
     const size = shape.reduce((a, b) => a * b, 1);
     if (shape.length === 2) {
       const limit = Math.sqrt(6 / ((shape[0] as number) + (shape[1] as number)));
-      for (let i = 0; i < size; i++) out[offset + i] = ((rng.uint32() + 0.5) / 4294967296) * 2 * limit - limit;
+      for (let i = 0; i < size; i++)
+        out[offset + i] = ((rng.uint32() + 0.5) / 4294967296) * 2 * limit - limit;
     }
     offset += size;
   }

@@ -63,7 +63,16 @@ export const planSchema = z
   .strict()
   .superRefine((plan, ctx) => {
     const columns = new Set<string>();
+    const names = new Set<string>();
     plan.features.forEach((f, i) => {
+      if (names.has(f.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["features", i, "name"],
+          message: `name "${f.name}" is used by two features`,
+        });
+      }
+      names.add(f.name);
       if (columns.has(f.column)) {
         ctx.addIssue({
           code: "custom",
@@ -74,10 +83,18 @@ export const planSchema = z
       columns.add(f.column);
     });
     if (columns.has(plan.label.column)) {
-      ctx.addIssue({ code: "custom", path: ["label", "column"], message: "the label column is also a feature" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["label", "column"],
+        message: "the label column is also a feature",
+      });
     }
     if (plan.label.positive === plan.label.negative) {
-      ctx.addIssue({ code: "custom", path: ["label", "negative"], message: "must differ from label.positive" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["label", "negative"],
+        message: "must differ from label.positive",
+      });
     }
   });
 
@@ -95,7 +112,9 @@ export function parsePlan(input: unknown, source = "plan"): Plan {
     const path = issue.path.length > 0 ? issue.path.join(".") : "(the whole plan)";
     return `${path}: ${issue.message}`;
   });
-  throw new PlanError(`The ${source} is not a valid federation plan. Fix these fields: ${problems.join("; ")}.`);
+  throw new PlanError(
+    `The ${source} is not a valid federation plan. Fix these fields: ${problems.join("; ")}.`,
+  );
 }
 
 /** JSON with object keys sorted, so the hash does not depend on key order in the file. */

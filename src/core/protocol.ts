@@ -56,6 +56,8 @@ export const apiPaths = {
     `/api/federations/${encodeURIComponent(federationId)}/models/${version}`,
   update: (federationId: string, round: number) =>
     `/api/federations/${encodeURIComponent(federationId)}/rounds/${round}/update`,
-  finalModelJson: (federationId: string) => `/api/federations/${encodeURIComponent(federationId)}/final/model.json`,
-  finalWeights: (federationId: string) => `/api/federations/${encodeURIComponent(federationId)}/final/weights.bin`,
+  finalModelJson: (federationId: string) =>
+    `/api/federations/${encodeURIComponent(federationId)}/final/model.json`,
+  finalWeights: (federationId: string) =>
+    `/api/federations/${encodeURIComponent(federationId)}/final/weights.bin`,
 } as const;

@@ -12,7 +12,9 @@ function cryptoFill(bytes: Uint8Array): void {
   const webCrypto = (globalThis as unknown as { crypto?: { getRandomValues(a: Uint8Array): Uint8Array } })
     .crypto;
   if (!webCrypto?.getRandomValues) {
-    throw new Error("crypto.getRandomValues is not available here; fedward refuses to make noise without it.");
+    throw new Error(
+      "crypto.getRandomValues is not available here; fedward refuses to make noise without it.",
+    );
   }
   webCrypto.getRandomValues(bytes);
 }

@@ -36,8 +36,11 @@ export function encodeVector(v: WireVector): Uint8Array {
     ["round", v.round],
     ["numExamples", v.numExamples],
   ] as const) {
-    if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new WireError(`${field} must be a uint32, got ${x}`);
+    if (!Number.isInteger(x) || x < 0 || x > 0xffffffff)
+      throw new WireError(`${field} must be a uint32, got ${x}`);
   }
+  if (v.kind !== WireKind.model && v.kind !== WireKind.update)
+    throw new WireError(`kind must be 1 or 2, got ${v.kind}`);
   const bytes = new Uint8Array(wireByteLength(v.values.length));
   const view = new DataView(bytes.buffer);
   bytes.set(MAGIC, 0);
@@ -45,7 +48,8 @@ export function encodeVector(v: WireVector): Uint8Array {
   view.setUint32(8, v.round, true);
   view.setUint32(12, v.values.length, true);
   view.setUint32(16, v.numExamples, true);
-  for (let i = 0; i < v.values.length; i++) view.setFloat32(WIRE_HEADER_BYTES + 4 * i, v.values[i] as number, true);
+  for (let i = 0; i < v.values.length; i++)
+    view.setFloat32(WIRE_HEADER_BYTES + 4 * i, v.values[i] as number, true);
   return bytes;
 }
 
@@ -55,10 +59,14 @@ export function decodeVector(bytes: Uint8Array, expected: { kind: WireKind; coun
     throw new WireError(`body is ${bytes.length} bytes, shorter than the ${WIRE_HEADER_BYTES}-byte header`);
   }
   for (let i = 0; i < 4; i++) {
-    if (bytes[i] !== MAGIC[i]) throw new WireError('magic: body does not start with "FWD1"; not a fedward vector');
+    if (bytes[i] !== MAGIC[i])
+      throw new WireError('magic: body does not start with "FWD1"; not a fedward vector');
   }
   if (bytes[4] !== expected.kind) {
     throw new WireError(`kind: expected ${expected.kind}, got ${bytes[4]}`);
+  }
+  if (bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
+    throw new WireError("reserved: bytes 5-7 must be zero; the body was written by an unknown version");
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const round = view.getUint32(8, true);
@@ -68,7 +76,9 @@ export function decodeVector(bytes: Uint8Array, expected: { kind: WireKind; coun
     throw new WireError(`count: the plan's model has ${expected.count} weights, the body declares ${count}`);
   }
   if (bytes.length !== wireByteLength(count)) {
-    throw new WireError(`length: ${count} values need ${wireByteLength(count)} bytes, the body has ${bytes.length}`);
+    throw new WireError(
+      `length: ${count} values need ${wireByteLength(count)} bytes, the body has ${bytes.length}`,
+    );
   }
   const values = new Float32Array(count);
   for (let i = 0; i < count; i++) values[i] = view.getFloat32(WIRE_HEADER_BYTES + 4 * i, true);

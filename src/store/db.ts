@@ -75,6 +75,8 @@ export interface RoundRow {
   sigma?: number;
   uploadSha256?: string;
   uploadedAt?: number;
+  trainLoss?: number;
+  examplesPerSecond?: number;
 }
 
 export const SHARD_SIZE = 256;

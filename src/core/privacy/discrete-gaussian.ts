@@ -62,7 +62,8 @@ export function discreteGaussian(rng: CryptoRandom, sigmaSqNum: bigint, sigmaSqD
 
 /** A finite positive double as an exact dyadic rational m * 2^e. */
 export function toDyadic(x: number): { mantissa: bigint; exponent: number } {
-  if (!Number.isFinite(x) || x <= 0) throw new RangeError(`toDyadic needs a finite positive number, got ${x}`);
+  if (!Number.isFinite(x) || x <= 0)
+    throw new RangeError(`toDyadic needs a finite positive number, got ${x}`);
   const view = new DataView(new ArrayBuffer(8));
   view.setFloat64(0, x);
   const bits = view.getBigUint64(0);

@@ -1,7 +1,7 @@
 import { CryptoRandom } from "../random";
 import { l2Norm } from "../vector";
 import { clipToNorm } from "./clip";
-import { discreteGaussian, scaledVariance } from "./discrete-gaussian";
+import { discreteGaussian, scaledVariance, toDyadic } from "./discrete-gaussian";
 
 export interface PrivacyParams {
   clipNorm: number;
@@ -44,13 +44,33 @@ export function privatizeDelta(
   params: PrivacyParams,
   rng: CryptoRandom = new CryptoRandom(),
 ): PrivatizedDelta {
+  const bad = delta.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) {
+    // Releasing it would leak, without noise, that training diverged on this site's data.
+    throw new RangeError(
+      `Local training diverged: weight ${bad} of the update is ${delta[bad]}. Nothing was sent; ` +
+        "ask the federation to lower the plan's learning rate.",
+    );
+  }
   const sigma = noiseStd(params);
   if (sigma === 0) {
     const { clipped, norm } = clipToNorm(delta, params.clipNorm);
     const out = Float32Array.from(clipped);
-    return { delta: out, preClipNorm: norm, postClipNorm: l2Norm(out), sigma: 0, grid: 0, clipNorm: params.clipNorm };
+    // float32 rounding can push the norm a hair above C; shrink by one float32 ulp until it is inside.
+    while (l2Norm(out) > params.clipNorm)
+      for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) * (1 - 2 ** -23);
+    return {
+      delta: out,
+      preClipNorm: norm,
+      postClipNorm: l2Norm(out),
+      sigma: 0,
+      grid: 0,
+      clipNorm: params.clipNorm,
+    };
   }
-  const gridExponent = Math.floor(Math.log2(sigma)) - GRID_BITS_BELOW_SIGMA;
+  // floor(log2(sigma)) read exactly off the double's bits (Math.log2 rounds up just below a power of two).
+  const { mantissa, exponent } = toDyadic(sigma);
+  const gridExponent = exponent + mantissa.toString(2).length - 1 - GRID_BITS_BELOW_SIGMA;
   const grid = 2 ** gridExponent;
   const roundingBound = (grid * Math.sqrt(delta.length)) / 2;
   const innerClip = params.clipNorm - roundingBound;

@@ -1,0 +1,92 @@
+import type { Db } from "./db";
+
+/**
+ * Schema changes, in order, never edited once released: a database records which versions it has and
+ * gets only the missing ones. The SQL is plain PostgreSQL that PGlite runs unchanged.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: "federations, invites, sites, models, updates",
+    sql: `
+      CREATE TABLE federations (
+        id text PRIMARY KEY,
+        title text NOT NULL,
+        plan jsonb NOT NULL,
+        plan_hash text NOT NULL,
+        current_round integer NOT NULL DEFAULT 1 CHECK (current_round >= 1),
+        status text NOT NULL DEFAULT 'training' CHECK (status IN ('training', 'done')),
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE sites (
+        id text PRIMARY KEY,
+        federation_id text NOT NULL REFERENCES federations (id) ON DELETE CASCADE,
+        label text NOT NULL,
+        token_hash text NOT NULL UNIQUE,
+        enrolled_at timestamptz NOT NULL DEFAULT now(),
+        last_seen_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX sites_federation_id ON sites (federation_id);
+      CREATE TABLE invites (
+        code text PRIMARY KEY,
+        federation_id text NOT NULL REFERENCES federations (id) ON DELETE CASCADE,
+        site_label text NOT NULL,
+        site_id text UNIQUE REFERENCES sites (id),
+        -- clock_timestamp(), not now(): invites made in one transaction keep their order for printing.
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+      );
+      CREATE INDEX invites_federation_id ON invites (federation_id);
+      CREATE TABLE models (
+        federation_id text NOT NULL REFERENCES federations (id) ON DELETE CASCADE,
+        version integer NOT NULL CHECK (version >= 0),
+        weights bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (federation_id, version)
+      );
+      CREATE TABLE updates (
+        federation_id text NOT NULL REFERENCES federations (id) ON DELETE CASCADE,
+        round integer NOT NULL CHECK (round >= 1),
+        site_id text NOT NULL REFERENCES sites (id),
+        delta bytea NOT NULL,
+        num_examples integer NOT NULL CHECK (num_examples >= 0),
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (federation_id, round, site_id)
+      );
+    `,
+  },
+];
+
+/** Applies the missing migrations, each in its own transaction; returns the versions it applied. */
+export async function runMigrations(db: Db): Promise<number[]> {
+  await db.exec(`
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )
+  `);
+  const applied: number[] = [];
+  for (const migration of migrations) {
+    const done = await db.transaction(async (tx) => {
+      // Two coordinators starting against one PostgreSQL must not both apply a migration: the table lock
+      // makes the second wait, then see the row the first inserted.
+      await tx.exec("LOCK TABLE schema_migrations IN EXCLUSIVE MODE");
+      const rows = await tx.query("SELECT 1 FROM schema_migrations WHERE version = $1", [migration.version]);
+      if (rows.length > 0) return false;
+      await tx.exec(migration.sql);
+      await tx.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
+        migration.version,
+        migration.name,
+      ]);
+      return true;
+    });
+    if (done) applied.push(migration.version);
+  }
+  return applied;
+}

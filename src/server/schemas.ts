@@ -1,0 +1,102 @@
+/**
+ * JSON schemas for every route: Fastify validates params and bodies with them before a handler runs,
+ * and serialises replies through them, so no field leaves that is not listed here.
+ */
+const string = { type: "string" } as const;
+const integer = { type: "integer" } as const;
+const boolean = { type: "boolean" } as const;
+
+export const errorSchema = {
+  type: "object",
+  required: ["statusCode", "error", "message"],
+  properties: { statusCode: integer, error: string, message: string },
+} as const;
+
+export const errorResponses = { "4xx": errorSchema, "5xx": errorSchema } as const;
+
+/** Binary replies are Buffers, which Fastify sends as they are; the schema documents the route. */
+export const binaryResponse = { type: "string", description: "application/octet-stream" } as const;
+
+export const enrollBody = {
+  type: "object",
+  required: ["inviteCode"],
+  additionalProperties: false,
+  properties: { inviteCode: { type: "string", minLength: 1, maxLength: 64 } },
+} as const;
+
+export const enrollResponse = {
+  type: "object",
+  required: ["federationId", "siteId", "siteLabel", "token", "plan", "planHash"],
+  properties: {
+    federationId: string,
+    siteId: string,
+    siteLabel: string,
+    token: string,
+    plan: { type: "object", additionalProperties: true },
+    planHash: string,
+  },
+} as const;
+
+const federationId = { type: "string", minLength: 1, maxLength: 128 } as const;
+
+export const federationParams = {
+  type: "object",
+  required: ["federationId"],
+  properties: { federationId },
+} as const;
+
+export const versionParams = {
+  type: "object",
+  required: ["federationId", "version"],
+  properties: { federationId, version: { type: "integer", minimum: 0, maximum: 2147483647 } },
+} as const;
+
+export const roundParams = {
+  type: "object",
+  required: ["federationId", "round"],
+  properties: { federationId, round: { type: "integer", minimum: 1, maximum: 2147483647 } },
+} as const;
+
+export const stateResponse = {
+  type: "object",
+  required: [
+    "federationId",
+    "title",
+    "planHash",
+    "status",
+    "round",
+    "rounds",
+    "modelVersion",
+    "minSites",
+    "sitesEnrolled",
+    "updatesThisRound",
+    "uploadedThisRound",
+  ],
+  properties: {
+    federationId: string,
+    title: string,
+    planHash: string,
+    status: { type: "string", enum: ["training", "done"] },
+    round: integer,
+    rounds: integer,
+    modelVersion: integer,
+    minSites: integer,
+    sitesEnrolled: integer,
+    updatesThisRound: integer,
+    uploadedThisRound: boolean,
+  },
+} as const;
+
+export const uploadResponse = {
+  type: "object",
+  required: ["round", "updatesThisRound", "minSites", "aggregated"],
+  properties: { round: integer, updatesThisRound: integer, minSites: integer, aggregated: boolean },
+} as const;
+
+export const modelJsonResponse = { type: "object", additionalProperties: true } as const;
+
+export const healthResponse = {
+  type: "object",
+  required: ["ok"],
+  properties: { ok: boolean },
+} as const;

@@ -1,0 +1,130 @@
+import { readFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parsePlan } from "../core/plan";
+import { buildApp } from "./app";
+import { type Config, ConfigError, loadConfig } from "./config";
+import { type Db, openPglite, openPostgres } from "./db";
+import { runMigrations } from "./migrations";
+import { Storage } from "./storage";
+
+export interface InviteLink {
+  federationId: string;
+  siteLabel: string;
+  code: string;
+  /** `${publicUrl}/?invite=<code>`: the link a site opens to enrol. */
+  url: string;
+}
+
+export interface Coordinator {
+  /** Where the coordinator listens, e.g. http://127.0.0.1:40123. */
+  url: string;
+  storage: Storage;
+  /** Invites not used yet, across all federations. */
+  invites: InviteLink[];
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Where the invite links and the address are printed; console.log by default. */
+  print?: (line: string) => void;
+}
+
+export function openDb(config: Pick<Config, "databaseUrl" | "dataDir">): Promise<Db> {
+  return config.databaseUrl !== undefined
+    ? Promise.resolve(openPostgres(config.databaseUrl))
+    : openPglite(join(config.dataDir, "pglite"));
+}
+
+/** Opens the database, makes the demo federation on first start, and listens. Tests call this in process. */
+export async function startCoordinator(config: Config, options: StartOptions = {}): Promise<Coordinator> {
+  const print = options.print ?? ((line: string) => console.log(line));
+  const db = await openDb(config);
+  try {
+    await runMigrations(db);
+    const storage = new Storage(db);
+    if ((await storage.listFederations()).length === 0) await createDemoFederation(config, storage);
+
+    const app = buildApp({ config, storage, logger: { level: config.logLevel } });
+    await app.listen({ port: config.port, host: config.host });
+    const { port } = app.server.address() as AddressInfo;
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    const url = `http://${host === "0.0.0.0" || host === "[::]" ? "localhost" : host}:${port}`;
+    // Without PUBLIC_URL the links point at this machine; port 0 (tests) is only known after listen.
+    const publicUrl = config.publicUrl ?? `http://localhost:${port}`;
+
+    const invites = (await storage.listInvites())
+      .filter((invite) => invite.siteId === null)
+      .map(({ federationId, siteLabel, code }) => ({
+        federationId,
+        siteLabel,
+        code,
+        url: `${publicUrl}/?invite=${encodeURIComponent(code)}`,
+      }));
+    print(`fedward coordinator listening on ${url}`);
+    if (invites.length > 0) {
+      print("Unused invites (open one link per hospital site):");
+      for (const invite of invites) print(`  ${invite.siteLabel}: ${invite.url}`);
+    }
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= app.close().then(() => db.close());
+      return closing;
+    };
+    return { url, storage, invites, close };
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function createDemoFederation(config: Config, storage: Storage): Promise<void> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(config.demoPlanPath, "utf8"));
+  } catch (error) {
+    throw new ConfigError(
+      `DEMO_PLAN: cannot read a JSON plan from ${config.demoPlanPath} (${(error as Error).message}); ` +
+        "point DEMO_PLAN at a plan file.",
+    );
+  }
+  const plan = parsePlan(json, `demo plan ${config.demoPlanPath}`);
+  if (config.demoSites < plan.minSites) {
+    throw new ConfigError(
+      `DEMO_SITES is ${config.demoSites} but the demo plan needs ${plan.minSites} sites per round; ` +
+        `set DEMO_SITES to at least ${plan.minSites}.`,
+    );
+  }
+  const labels = Array.from({ length: config.demoSites }, (_, i) => `Site ${i + 1}`);
+  await storage.createFederation(plan, labels);
+}
+
+async function main(): Promise<void> {
+  let coordinator: Coordinator;
+  try {
+    coordinator = await startCoordinator(loadConfig());
+  } catch (error) {
+    // Configuration and plan problems are the operator's to fix: print the sentence, not a stack.
+    const known = error instanceof ConfigError || (error as Error).name === "PlanError";
+    console.error(known ? (error as Error).message : error);
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    console.log(`${signal} received; closing the coordinator.`);
+    coordinator.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}

@@ -1,0 +1,206 @@
+import { initialWeights } from "../core/model-format";
+import { type Plan, planHash } from "../core/plan";
+import type { EnrollResponse, FederationState, UploadResponse } from "../core/protocol";
+import { FedAvgUnweighted, type Strategy } from "../core/strategy";
+import type { Db } from "./db";
+import {
+  FEDERATION_COLUMNS,
+  type Federation,
+  type FederationRow,
+  type Invite,
+  type Site,
+  StorageError,
+  toFederation,
+} from "./records";
+import { recordUpdateIn } from "./rounds";
+import { hashToken, newId, newInviteCode, newToken, normaliseInviteCode } from "./secrets";
+import { bytesToVector, vectorToBytes } from "./vector-bytes";
+
+export { type Federation, type Invite, type Site, StorageError } from "./records";
+
+export class Storage {
+  constructor(
+    private readonly db: Db,
+    private readonly strategy: Strategy = new FedAvgUnweighted(),
+  ) {}
+
+  /** Creates a federation, its initial model (version 0) and one single-use invite per site label. */
+  async createFederation(
+    plan: Plan,
+    siteLabels: string[],
+  ): Promise<{ federation: Federation; invites: Invite[] }> {
+    if (siteLabels.length < plan.minSites) {
+      throw new StorageError(
+        "invalid",
+        `The plan needs ${plan.minSites} sites per round but only ${siteLabels.length} invites were asked for; ` +
+          "ask for at least as many invites as plan.minSites.",
+      );
+    }
+    const id = newId(plan.id);
+    const hash = await planHash(plan);
+    const weights = vectorToBytes(initialWeights(plan));
+    const invites: Invite[] = siteLabels.map((siteLabel) => ({
+      code: newInviteCode(),
+      federationId: id,
+      siteLabel,
+      siteId: null,
+    }));
+    const federation = await this.db.transaction(async (tx) => {
+      const [row] = await tx.query<FederationRow>(
+        `INSERT INTO federations (id, title, plan, plan_hash) VALUES ($1, $2, $3, $4) RETURNING ${FEDERATION_COLUMNS}`,
+        [id, plan.title, JSON.stringify(plan), hash],
+      );
+      await tx.query("INSERT INTO models (federation_id, version, weights) VALUES ($1, 0, $2)", [
+        id,
+        weights,
+      ]);
+      for (const invite of invites) {
+        await tx.query("INSERT INTO invites (code, federation_id, site_label) VALUES ($1, $2, $3)", [
+          invite.code,
+          id,
+          invite.siteLabel,
+        ]);
+      }
+      return toFederation(row as FederationRow);
+    });
+    return { federation, invites };
+  }
+
+  async getFederation(id: string): Promise<Federation | undefined> {
+    const [row] = await this.db.query<FederationRow>(
+      `SELECT ${FEDERATION_COLUMNS} FROM federations WHERE id = $1`,
+      [id],
+    );
+    return row && toFederation(row);
+  }
+
+  async listFederations(): Promise<Federation[]> {
+    const rows = await this.db.query<FederationRow>(
+      `SELECT ${FEDERATION_COLUMNS} FROM federations ORDER BY created_at, id`,
+    );
+    return rows.map(toFederation);
+  }
+
+  async listInvites(federationId?: string): Promise<Invite[]> {
+    const rows = await this.db.query<{
+      code: string;
+      federation_id: string;
+      site_label: string;
+      site_id: string | null;
+    }>(
+      `SELECT code, federation_id, site_label, site_id FROM invites
+       WHERE $1::text IS NULL OR federation_id = $1 ORDER BY created_at, site_label`,
+      [federationId ?? null],
+    );
+    return rows.map((r) => ({
+      code: r.code,
+      federationId: r.federation_id,
+      siteLabel: r.site_label,
+      siteId: r.site_id,
+    }));
+  }
+
+  /** Turns a single-use invite into a site with a fresh bearer token (returned once, stored hashed). */
+  async enroll(typedCode: string): Promise<EnrollResponse> {
+    const code = normaliseInviteCode(typedCode);
+    const unknown = new StorageError(
+      "not-found",
+      `No invite has the code "${typedCode}"; check it for typos.`,
+    );
+    if (code === undefined) throw unknown;
+    const token = newToken();
+    const siteId = newId("site");
+    const { federationId, siteLabel } = await this.db.transaction(async (tx) => {
+      const [invite] = await tx.query<{ federation_id: string; site_label: string; site_id: string | null }>(
+        "SELECT federation_id, site_label, site_id FROM invites WHERE code = $1 FOR UPDATE",
+        [code],
+      );
+      if (!invite) throw unknown;
+      if (invite.site_id !== null) {
+        throw new StorageError(
+          "conflict",
+          `The invite ${code} has already been used; each invite enrols one site. Ask the coordinator for a new one.`,
+        );
+      }
+      await tx.query("INSERT INTO sites (id, federation_id, label, token_hash) VALUES ($1, $2, $3, $4)", [
+        siteId,
+        invite.federation_id,
+        invite.site_label,
+        hashToken(token),
+      ]);
+      await tx.query("UPDATE invites SET site_id = $1 WHERE code = $2", [siteId, code]);
+      return { federationId: invite.federation_id, siteLabel: invite.site_label };
+    });
+    const federation = (await this.getFederation(federationId)) as Federation;
+    return { federationId, siteId, siteLabel, token, plan: federation.plan, planHash: federation.planHash };
+  }
+
+  async authenticate(token: string): Promise<Site | undefined> {
+    const [row] = await this.db.query<{ id: string; federation_id: string; label: string }>(
+      "SELECT id, federation_id, label FROM sites WHERE token_hash = $1",
+      [hashToken(token)],
+    );
+    return row && { id: row.id, federationId: row.federation_id, label: row.label };
+  }
+
+  async touchSite(siteId: string): Promise<void> {
+    await this.db.query("UPDATE sites SET last_seen_at = now() WHERE id = $1", [siteId]);
+  }
+
+  async getState(federationId: string, siteId: string): Promise<FederationState> {
+    const federation = await this.getFederation(federationId);
+    if (!federation) throw new StorageError("not-found", `There is no federation "${federationId}".`);
+    const [counts] = await this.db.query<{ sites: number; updates: number; mine: number }>(
+      `SELECT (SELECT count(*)::int FROM sites WHERE federation_id = $1) AS sites,
+              (SELECT count(*)::int FROM updates WHERE federation_id = $1 AND round = $2) AS updates,
+              (SELECT count(*)::int FROM updates WHERE federation_id = $1 AND round = $2 AND site_id = $3) AS mine`,
+      [federationId, federation.currentRound, siteId],
+    );
+    return {
+      federationId,
+      title: federation.title,
+      planHash: federation.planHash,
+      status: federation.status,
+      round: federation.currentRound,
+      rounds: federation.plan.rounds,
+      // Round r's aggregate is model version r, so the latest model is one behind the open round.
+      modelVersion: federation.currentRound - 1,
+      minSites: federation.plan.minSites,
+      sitesEnrolled: counts?.sites ?? 0,
+      updatesThisRound: counts?.updates ?? 0,
+      uploadedThisRound: (counts?.mine ?? 0) > 0,
+    };
+  }
+
+  async getModel(federationId: string, version: number): Promise<Float32Array | undefined> {
+    const [row] = await this.db.query<{ weights: Uint8Array }>(
+      "SELECT weights FROM models WHERE federation_id = $1 AND version = $2",
+      [federationId, version],
+    );
+    return row && bytesToVector(row.weights);
+  }
+
+  async getModelVersions(federationId: string): Promise<number[]> {
+    const rows = await this.db.query<{ version: number }>(
+      "SELECT version FROM models WHERE federation_id = $1 ORDER BY version",
+      [federationId],
+    );
+    return rows.map((r) => r.version);
+  }
+
+  /**
+   * Stores a site's delta for the open round and, when the round has plan.minSites updates, aggregates
+   * them into the next model version (see rounds.ts). One transaction: nothing is half-written.
+   */
+  recordUpdate(
+    federationId: string,
+    siteId: string,
+    round: number,
+    delta: Float32Array,
+    numExamples: number,
+  ): Promise<UploadResponse> {
+    return this.db.transaction((tx) =>
+      recordUpdateIn(tx, this.strategy, { federationId, siteId, round, delta, numExamples }),
+    );
+  }
+}

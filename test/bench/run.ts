@@ -1,0 +1,56 @@
+/**
+ * `npm run bench`: speed of the core's hot paths in Node, as medians over repeated runs (these machines are
+ * noisy: compare medians and ratios, not single runs). Browser training throughput per backend is measured
+ * by the app itself (workers/train/backends.ts) and printed by the e2e auto-backend test.
+ */
+import { privatizeDelta } from "../../src/core/privacy/mechanism";
+import { FedAvgUnweighted } from "../../src/core/strategy";
+import { decodeVector, encodeVector, WireKind } from "../../src/core/wire";
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function time(runs: number, fn: () => void): number {
+  const ms: number[] = [];
+  fn(); // warm-up
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    fn();
+    ms.push(performance.now() - t);
+  }
+  return median(ms);
+}
+
+function vector(n: number): Float32Array {
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = Math.sin(i) * 0.01;
+  return v;
+}
+
+const privacy = { clipNorm: 2, noiseMultiplier: 0.5, delta: 1e-5 };
+for (const n of [257, 100_000]) {
+  const v = vector(n);
+  const ms = time(5, () => privatizeDelta(v, privacy));
+  console.log(
+    `bench privatize n=${n}: median ${ms.toFixed(1)} ms, ${Math.round((n / ms) * 1000)} noise samples/s`,
+  );
+}
+
+const big = vector(1_000_000);
+const encMs = time(7, () => encodeVector({ kind: WireKind.update, round: 1, numExamples: 0, values: big }));
+const bytes = encodeVector({ kind: WireKind.update, round: 1, numExamples: 0, values: big });
+const decMs = time(7, () => decodeVector(bytes, { kind: WireKind.update, count: big.length }));
+console.log(
+  `bench wire n=1e6: encode median ${encMs.toFixed(1)} ms (${(4 / encMs).toFixed(2)} GB/s), decode median ${decMs.toFixed(1)} ms`,
+);
+
+const strategy = new FedAvgUnweighted();
+const results = Array.from({ length: 10 }, (_, k) => ({
+  siteId: `s${k}`,
+  delta: vector(1_000_000),
+  numExamples: 0,
+}));
+const aggMs = time(5, () => strategy.aggregateFit(1, big, results, []));
+console.log(`bench fedavg 10 sites x 1e6 weights: median ${aggMs.toFixed(1)} ms`);

@@ -1,0 +1,59 @@
+import { resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchSite, type Site } from "./browser";
+import { freshCoordinator } from "./coordinator";
+import { enrollAndImport, pooled, trainUntilDone } from "./site-page";
+
+/**
+ * The whole product, for real: the coordinator (Fastify + PGlite) on a loopback port, two Chromium
+ * browsers with their own profiles as two hospitals, the real file input, the import and training workers,
+ * WebGPU forced in the training worker (SwiftShader here, so the model and data are tiny).
+ */
+describe("federation end to end", () => {
+  let coordinator: Awaited<ReturnType<typeof freshCoordinator>>;
+  const sites: Site[] = [];
+
+  beforeAll(async () => {
+    coordinator = await freshCoordinator();
+  });
+  afterAll(async () => {
+    await Promise.all(sites.map((s) => s.close()));
+    await coordinator?.dispose();
+  });
+
+  it("trains the demo plan over 3 rounds on webgpu in two browsers", async () => {
+    // Prepare
+    const federationId = coordinator.invites[0]?.federationId as string;
+    const files = ["public/demo/wdbc-site1.csv", "public/demo/wdbc-site2.csv"];
+    for (let i = 0; i < 2; i++) sites.push(await launchSite());
+    const pages = await Promise.all(sites.map((s) => s.context.newPage()));
+    const holdouts = await Promise.all(
+      pages.map((p, i) =>
+        enrollAndImport(p, `${coordinator.invites[i]?.url}&backend=webgpu`, resolve(files[i] as string)),
+      ),
+    );
+
+    // Execute
+    const results = await Promise.all(pages.map((p, i) => trainUntilDone(p, holdouts[i] as number, 480_000)));
+
+    // Assert
+    const before = pooled(results, "accuracyBefore");
+    const after = pooled(results, "accuracyAfter");
+    console.log(
+      `e2e federated: sites=2 rounds=3 backend=${results[0]?.backend} accuracy_before=${before.toFixed(4)} accuracy_after=${after.toFixed(4)}`,
+    );
+    for (const r of results) expect(r.backend).toBe("webgpu");
+    expect(after).toBeGreaterThan(0.9);
+    expect(after).toBeGreaterThan(before);
+    const versions = await coordinator.storage.getModelVersions(federationId);
+    expect(versions).toEqual([0, 1, 2, 3]);
+    for (let v = 1; v <= 3; v++) {
+      const prev = (await coordinator.storage.getModel(federationId, v - 1)) as Float32Array;
+      const next = (await coordinator.storage.getModel(federationId, v)) as Float32Array;
+      expect(
+        Buffer.from(next.buffer).equals(Buffer.from(prev.buffer)),
+        `model ${v} equals model ${v - 1}`,
+      ).toBe(false);
+    }
+  });
+});

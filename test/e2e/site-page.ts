@@ -1,0 +1,57 @@
+import type { Page } from "playwright-core";
+
+/** What the clinician does: open the invite, import the CSV through the real file input, join training. */
+export async function enrollAndImport(page: Page, inviteUrl: string, csvPath: string): Promise<number> {
+  page.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
+  await page.goto(inviteUrl);
+  await page.getByTestId("plan-hash").waitFor();
+  await page.getByTestId("file-input").setInputFiles(csvPath);
+  const summary = page.getByTestId("import-summary");
+  await summary.waitFor({ timeout: 60_000 });
+  return Number(await summary.getAttribute("data-holdout"));
+}
+
+export interface SiteResult {
+  backend: string;
+  reason: string;
+  fallbackAdapter: boolean;
+  accuracyBefore: number;
+  accuracyAfter: number;
+  holdout: number;
+}
+
+/** Clicks "Join training" and waits until the page says the federation is done (or shows an error). */
+export async function trainUntilDone(page: Page, holdout: number, timeoutMs: number): Promise<SiteResult> {
+  await page.getByTestId("join").click();
+  const status = page.getByTestId("status");
+  await page.waitForFunction(
+    () => {
+      const s = document.querySelector("[data-testid=status]")?.getAttribute("data-state");
+      return s === "done" || s === "error";
+    },
+    undefined,
+    { timeout: timeoutMs, polling: 250 },
+  );
+  if ((await status.getAttribute("data-state")) === "error") {
+    const error = await page.locator(".error").allTextContents();
+    throw new Error(`The site stopped with an error: ${error.join(" ")}`);
+  }
+  const backend = page.getByTestId("backend");
+  const rounds = page.locator("[data-testid=rounds] tbody tr");
+  const first = rounds.first();
+  const last = rounds.last();
+  return {
+    backend: (await backend.getAttribute("data-backend")) ?? "",
+    reason: (await backend.getAttribute("data-reason")) ?? "",
+    fallbackAdapter: (await backend.getAttribute("data-fallback-adapter")) === "true",
+    accuracyBefore: Number(await first.getAttribute("data-accuracy-before")),
+    accuracyAfter: Number(await last.getAttribute("data-accuracy-after")),
+    holdout,
+  };
+}
+
+/** Accuracy over the union of the sites' held-out splits. */
+export function pooled(results: SiteResult[], key: "accuracyBefore" | "accuracyAfter"): number {
+  const n = results.reduce((s, r) => s + r.holdout, 0);
+  return results.reduce((s, r) => s + r[key] * r.holdout, 0) / n;
+}

@@ -1,0 +1,314 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import {
+  canonicalJson,
+  PlanError,
+  paramCount,
+  parsePlan,
+  planHash,
+  weightShapes,
+} from "../../../src/core/plan";
+import { demoPlanJson } from "./support";
+
+type Json = Record<string, unknown>;
+
+/** The same JSON with the keys of every object in reverse order. */
+function reverseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reverseKeys);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value as Json)
+        .reverse()
+        .map(([k, v]) => [k, reverseKeys(v)]),
+    );
+  }
+  return value;
+}
+
+function refusal(input: unknown): PlanError {
+  try {
+    parsePlan(input);
+  } catch (error) {
+    if (error instanceof PlanError) return error;
+    throw error;
+  }
+  throw new Error("parsePlan accepted a bad plan");
+}
+
+describe("parsePlan", () => {
+  it("accepts the demo plan and keeps its values", () => {
+    // Prepare
+    const raw = demoPlanJson();
+
+    // Execute
+    const plan = parsePlan(raw);
+
+    // Assert
+    expect(plan.id).toBe("wdbc-demo");
+    expect(plan.features).toHaveLength(30);
+    expect(plan.model.hidden).toEqual([8]);
+    expect(plan.privacy).toEqual({ clipNorm: 2, noiseMultiplier: 0.02, delta: 1e-5 });
+    expect(plan.label).toEqual({ column: "diagnosis", positive: "malignant", negative: "benign" });
+  });
+
+  it("fills in the defaults for task and evaluation", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    delete raw.task;
+    delete raw.evaluation;
+
+    // Execute
+    const plan = parsePlan(raw);
+
+    // Assert
+    expect(plan.task).toBe("binary-classification");
+    expect(plan.evaluation).toEqual({ holdoutFraction: 0.2 });
+  });
+
+  const badPlans: { what: string; path: string; mutate: (p: Json) => void }[] = [
+    {
+      what: "a negative clipNorm",
+      path: "privacy.clipNorm",
+      mutate: (p) => ((p.privacy as Json).clipNorm = -2),
+    },
+    { what: "a zero clipNorm", path: "privacy.clipNorm", mutate: (p) => ((p.privacy as Json).clipNorm = 0) },
+    {
+      what: "a missing label.positive",
+      path: "label.positive",
+      mutate: (p) => delete (p.label as Json).positive,
+    },
+    {
+      what: "a duplicate feature column",
+      path: "features.3.column",
+      mutate: (p) => {
+        const features = p.features as Json[];
+        (features[3] as Json).column = (features[1] as Json).column;
+      },
+    },
+    {
+      what: "a label column that is also a feature",
+      path: "label.column",
+      mutate: (p) => ((p.label as Json).column = ((p.features as Json[])[2] as Json).column),
+    },
+    { what: "an id with capitals and a space", path: "id", mutate: (p) => (p.id = "WDBC demo") },
+    { what: "an id of 64 characters", path: "id", mutate: (p) => (p.id = "a".repeat(64)) },
+    {
+      what: "a zero feature std",
+      path: "features.0.std",
+      mutate: (p) => (((p.features as Json[])[0] as Json).std = 0),
+    },
+    {
+      what: "equal positive and negative labels",
+      path: "label.negative",
+      mutate: (p) => ((p.label as Json).negative = "malignant"),
+    },
+    {
+      what: "a fractional epoch count",
+      path: "training.epochs",
+      mutate: (p) => ((p.training as Json).epochs = 1.5),
+    },
+    { what: "a delta of 1", path: "privacy.delta", mutate: (p) => ((p.privacy as Json).delta = 1) },
+  ];
+
+  it.each(badPlans)("refuses $what, naming $path", ({ path, mutate }) => {
+    // Prepare
+    const raw = demoPlanJson();
+    mutate(raw);
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.name).toBe("PlanError");
+    expect(error.message).toContain(`${path}: `);
+  });
+
+  it("accepts an id of exactly 63 characters", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    raw.id = `a${"-".repeat(61)}z`;
+
+    // Execute
+    const plan = parsePlan(raw);
+
+    // Assert
+    expect(plan.id).toHaveLength(63);
+  });
+
+  it("refuses an unknown top-level field and names it", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    raw.epsilon = 3;
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toContain('"epsilon"');
+  });
+
+  it("refuses an unknown nested field and names both the object and the key", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    (raw.privacy as Json).epsilon = 3;
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toContain("privacy: ");
+    expect(error.message).toContain('"epsilon"');
+  });
+
+  it("names every bad field when there are several", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    (raw.privacy as Json).clipNorm = -1;
+    (raw.training as Json).batchSize = 0;
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toContain("privacy.clipNorm: ");
+    expect(error.message).toContain("training.batchSize: ");
+  });
+
+  it("says where the plan came from", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    raw.rounds = 0;
+
+    // Execute
+    const execute = () => parsePlan(raw, "file wdbc-plan.json");
+
+    // Assert
+    expect(execute).toThrow(/^The file wdbc-plan\.json is not a valid federation plan\. .*rounds: /);
+  });
+});
+
+describe("canonicalJson", () => {
+  it("sorts keys at every depth, drops undefined members and keeps array order", () => {
+    // Prepare
+    const value = { b: 1, a: [{ d: "x", c: null }, 3], e: undefined, é: true };
+
+    // Execute
+    const json = canonicalJson(value);
+
+    // Assert
+    expect(json).toBe('{"a":[{"c":null,"d":"x"},3],"b":1,"é":true}');
+  });
+
+  it("does not depend on key order", () => {
+    // Prepare
+    const raw = demoPlanJson();
+
+    // Execute
+    const forward = canonicalJson(raw);
+    const backward = canonicalJson(reverseKeys(raw));
+
+    // Assert
+    expect(JSON.stringify(reverseKeys(raw))).not.toBe(JSON.stringify(raw));
+    expect(backward).toBe(forward);
+    expect(JSON.parse(forward)).toEqual(raw);
+  });
+});
+
+describe("planHash", () => {
+  it("is the SHA-256 of the canonical JSON of the plan", async () => {
+    // Prepare
+    const plan = parsePlan(demoPlanJson());
+    const expected = createHash("sha256").update(canonicalJson(plan), "utf8").digest("hex");
+
+    // Execute
+    const hash = await planHash(plan);
+
+    // Assert
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(hash).toBe(expected);
+  });
+
+  it("hashes a non-ASCII title as UTF-8", async () => {
+    // Prepare
+    const raw = demoPlanJson();
+    raw.title = "Tumeur du sein — démo (WDBC) 乳腺";
+    const plan = parsePlan(raw);
+    const expected = createHash("sha256")
+      .update(Buffer.from(canonicalJson(plan), "utf8"))
+      .digest("hex");
+
+    // Execute
+    const hash = await planHash(plan);
+
+    // Assert
+    expect(hash).toBe(expected);
+  });
+
+  it("is stable and independent of key order and of spelled-out defaults", async () => {
+    // Prepare
+    const raw = demoPlanJson();
+    const withoutDefaults = demoPlanJson();
+    delete withoutDefaults.task;
+    delete withoutDefaults.evaluation;
+
+    // Execute
+    const first = await planHash(parsePlan(raw));
+    const again = await planHash(parsePlan(demoPlanJson()));
+    const reordered = await planHash(parsePlan(reverseKeys(raw)));
+    const defaulted = await planHash(parsePlan(withoutDefaults));
+
+    // Assert
+    expect(again).toBe(first);
+    expect(reordered).toBe(first);
+    expect(defaulted).toBe(first);
+  });
+
+  it("changes when any value changes", async () => {
+    // Prepare
+    const raw = demoPlanJson();
+    const changed = demoPlanJson();
+    (changed.privacy as Json).noiseMultiplier = 0.021;
+
+    // Execute
+    const original = await planHash(parsePlan(raw));
+    const other = await planHash(parsePlan(changed));
+
+    // Assert
+    expect(other).not.toBe(original);
+  });
+});
+
+describe("weightShapes and paramCount", () => {
+  it("give the demo plan's 30 -> 8 -> 1 network: 30*8 + 8 + 8*1 + 1 = 257 weights", () => {
+    // Prepare
+    const plan = parsePlan(demoPlanJson());
+
+    // Execute
+    const shapes = weightShapes(plan);
+    const count = paramCount(plan);
+
+    // Assert
+    expect(shapes).toEqual([[30, 8], [8], [8, 1], [1]]);
+    expect(count).toBe(257);
+  });
+
+  it("handle several hidden layers and none", () => {
+    // Prepare
+    const deep = demoPlanJson();
+    (deep.model as Json).hidden = [5, 3];
+    const logistic = demoPlanJson();
+    (logistic.model as Json).hidden = [];
+
+    // Execute
+    const deepShapes = weightShapes(parsePlan(deep));
+    const deepCount = paramCount(parsePlan(deep));
+    const logisticShapes = weightShapes(parsePlan(logistic));
+    const logisticCount = paramCount(parsePlan(logistic));
+
+    // Assert
+    expect(deepShapes).toEqual([[30, 5], [5], [5, 3], [3], [3, 1], [1]]);
+    expect(deepCount).toBe(30 * 5 + 5 + 5 * 3 + 3 + 3 + 1);
+    expect(logisticShapes).toEqual([[30, 1], [1]]);
+    expect(logisticCount).toBe(31);
+  });
+});

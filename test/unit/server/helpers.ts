@@ -1,0 +1,79 @@
+import type { FastifyInstance } from "fastify";
+import { type Plan, parsePlan } from "../../../src/core/plan";
+import type { EnrollResponse } from "../../../src/core/protocol";
+import { encodeVector, WireKind } from "../../../src/core/wire";
+import { buildApp } from "../../../src/server/app";
+import { type Db, openPglite } from "../../../src/server/db";
+import { runMigrations } from "../../../src/server/migrations";
+import type { Storage } from "../../../src/server/storage";
+
+/** 3 features, hidden [2]: 3*2 + 2 + 2*1 + 1 = 11 weights. */
+export const TEST_PARAMS = 11;
+
+export function testPlan(overrides: Partial<Plan> = {}): Plan {
+  return parsePlan({
+    id: "test-plan",
+    title: "Test federation",
+    features: ["a", "b", "c"].map((name, i) => ({ name, column: name, type: "number", mean: i, std: i + 1 })),
+    label: { column: "y", positive: "yes", negative: "no" },
+    model: { type: "mlp", hidden: [2], activation: "relu" },
+    training: { epochs: 1, batchSize: 8, optimizer: "sgd", learningRate: 0.1 },
+    privacy: { clipNorm: 1, noiseMultiplier: 0.5, delta: 1e-5 },
+    rounds: 2,
+    minSites: 2,
+    ...overrides,
+  });
+}
+
+/** A real PGlite (in memory unless `dir` is given), migrated. */
+export async function openTestDb(dir?: string): Promise<Db> {
+  const db = await openPglite(dir);
+  await runMigrations(db);
+  return db;
+}
+
+export function testApp(storage: Storage, appDir = "/nonexistent/fedward-dist"): FastifyInstance {
+  return buildApp({ config: { appDir, corsOrigins: "*" }, storage });
+}
+
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+export async function enroll(app: FastifyInstance, inviteCode: string): Promise<EnrollResponse> {
+  const response = await app.inject({ method: "POST", url: "/api/enroll", payload: { inviteCode } });
+  if (response.statusCode !== 200) throw new Error(`enroll failed: ${response.statusCode} ${response.body}`);
+  return response.json<EnrollResponse>();
+}
+
+/** A federation with every invite used: returns the sites' enrolment replies in invite order. */
+export async function federationWithSites(
+  app: FastifyInstance,
+  storage: Storage,
+  plan = testPlan(),
+  sites = 2,
+) {
+  const labels = Array.from({ length: sites }, (_, i) => `Site ${i + 1}`);
+  const { federation, invites } = await storage.createFederation(plan, labels);
+  const enrolled: EnrollResponse[] = [];
+  for (const invite of invites) enrolled.push(await enroll(app, invite.code));
+  return { federation, invites, sites: enrolled };
+}
+
+export function updateBody(round: number, values: Float32Array, numExamples = 10): Buffer {
+  return Buffer.from(encodeVector({ kind: WireKind.update, round, numExamples, values }));
+}
+
+export function upload(app: FastifyInstance, site: EnrollResponse, round: number, body: Buffer) {
+  return app.inject({
+    method: "POST",
+    url: `/api/federations/${site.federationId}/rounds/${round}/update`,
+    headers: { ...bearer(site.token), "content-type": "application/octet-stream" },
+    payload: body,
+  });
+}
+
+/** A delta whose values differ per site and per weight, so a wrong mean or order shows. */
+export function knownDelta(seed: number): Float32Array {
+  return Float32Array.from({ length: TEST_PARAMS }, (_, i) => 0.1 * seed * (i + 1) - 0.037 * i * i);
+}

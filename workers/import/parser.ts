@@ -1,0 +1,50 @@
+import type { Plan } from "../../src/core/plan";
+import type { ImportProblem } from "../../src/store/db";
+
+/**
+ * What every importer (CSV today; FHIR, OMOP, DICOM later) feeds: already-normalised features and a 0/1
+ * label. A sink never sees a raw row, so no importer can store a patient identifier by accident.
+ */
+export interface ExampleSink {
+  /** `x` holds the plan's features in plan order, (value - mean) / std; `line` is 1-based, header = 1. */
+  add(x: Float32Array, y: 0 | 1, line: number): Promise<void> | void;
+  /** A skipped row's problem; a row with several bad cells reports each of them. */
+  problem(problem: ImportProblem): void;
+}
+
+export interface ImportOptions {
+  /** Named in error messages; defaults to the File's name. */
+  fileName?: string;
+  onProgress?(bytesRead: number, totalBytes: number, rowsRead: number): void;
+  signal?: AbortSignal;
+}
+
+export interface ParseStats {
+  /** Data rows read (blank lines and the header not counted). */
+  rowsRead: number;
+  /** Rows with at least one problem, not given to the sink. */
+  rowsSkipped: number;
+}
+
+export type Importer = (
+  source: Blob | string,
+  plan: Plan,
+  sink: ExampleSink,
+  options?: ImportOptions,
+) => Promise<ParseStats>;
+
+/** "Your file" errors: the user can fix them by choosing or editing the file, unlike our bugs. */
+export class ImportError extends Error {
+  override name = "ImportError";
+}
+
+export function sourceName(source: Blob | string, fileName?: string): string {
+  if (fileName !== undefined) return fileName;
+  if (typeof source !== "string" && "name" in source && typeof source.name === "string") return source.name;
+  return "the file";
+}
+
+/** Quotes a cell for a message, cut short so a long free-text cell cannot flood the problem list. */
+export function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+}

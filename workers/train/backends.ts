@@ -1,0 +1,148 @@
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-webgpu";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import wasmUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url";
+import wasmSimdUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url";
+import wasmThreadedUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url";
+import type { Plan } from "../../src/core/plan";
+import { buildModel } from "./model";
+
+export const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+export type BackendPreference = BackendName | "auto";
+
+export interface BackendMeasurement {
+  backend: BackendName;
+  /** Training throughput on the plan's model with a synthetic batch; absent when not measured. */
+  examplesPerSecond?: number;
+  /** Why this backend was not measured or failed. */
+  note?: string;
+}
+
+export interface BackendChoice {
+  backend: BackendName;
+  reason: string;
+  measurements: BackendMeasurement[];
+  adapter?: { fallback: boolean; description: string };
+}
+
+// The .wasm files are bundled by Vite and served by the app itself (never a CDN). Threaded wasm broke after
+// Vite minification with tfjs 4.22, so only the single-threaded (SIMD when available) build is used.
+tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+setWasmPaths({
+  "tfjs-backend-wasm.wasm": wasmUrl,
+  "tfjs-backend-wasm-simd.wasm": wasmSimdUrl,
+  "tfjs-backend-wasm-threaded-simd.wasm": wasmThreadedUrl,
+});
+
+interface GpuAdapterLike {
+  isFallbackAdapter?: boolean;
+  info?: { isFallbackAdapter?: boolean; vendor?: string; architecture?: string; description?: string };
+}
+
+/** Looks at the WebGPU adapter without trusting the name "webgpu": SwiftShader is a CPU emulation. */
+export async function probeWebGpu(): Promise<{ fallback: boolean; description: string } | undefined> {
+  const gpu = (
+    globalThis.navigator as unknown as { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } }
+  ).gpu;
+  if (!gpu) return undefined;
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) return undefined;
+  const fallback = Boolean(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
+  const info = adapter.info;
+  const description =
+    [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(" ") || "unknown";
+  return { fallback, description };
+}
+
+async function activate(name: BackendName): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(name);
+  } catch (e) {
+    throw new Error(`${name} failed to start: ${(e as Error).message}`);
+  }
+  if (!ok) throw new Error(`${name} is not available in this browser`);
+  await tf.ready();
+}
+
+/** Examples per second of real training steps of the plan's model on a synthetic batch. */
+async function measure(plan: Plan, budgetMs: number): Promise<number> {
+  const model = await buildModel(plan);
+  const n = plan.training.batchSize;
+  const d = plan.features.length;
+  const xs = new Float32Array(n * d);
+  for (let i = 0; i < xs.length; i++) xs[i] = ((i * 7919) % 17) / 8 - 1;
+  const ys = new Float32Array(n);
+  for (let i = 0; i < n; i++) ys[i] = i % 2;
+  const x = tf.tensor2d(xs, [n, d]);
+  const y = tf.tensor2d(ys, [n, 1]);
+  try {
+    await model.trainOnBatch(x, y); // warm-up: shader compilation, wasm instantiation
+    let steps = 0;
+    const start = performance.now();
+    while (steps < 3 || (performance.now() - start < budgetMs && steps < 50)) {
+      await model.trainOnBatch(x, y);
+      steps++;
+    }
+    return (steps * n * 1000) / (performance.now() - start);
+  } finally {
+    tf.dispose([x, y]);
+    model.dispose();
+  }
+}
+
+function fmt(m: BackendMeasurement): string {
+  return m.examplesPerSecond !== undefined
+    ? `${m.backend} ${Math.round(m.examplesPerSecond)} examples/s`
+    : `${m.backend}: ${m.note ?? "not measured"}`;
+}
+
+/**
+ * WebGPU unless the adapter is a fallback (software) adapter or a short measurement shows another backend
+ * faster; then WebGL, WASM, CPU. A forced backend is used as asked, or fails with a clear message.
+ */
+export async function chooseBackend(plan: Plan, preference: BackendPreference): Promise<BackendChoice> {
+  const adapter = await probeWebGpu().catch(() => undefined);
+  if (preference !== "auto") {
+    await activate(preference);
+    const why = adapter?.fallback && preference === "webgpu" ? " (the adapter is a software fallback)" : "";
+    return { backend: preference, reason: `forced by setting${why}`, measurements: [], adapter };
+  }
+  const measurements: BackendMeasurement[] = [];
+  for (const backend of BACKENDS) {
+    if (backend === "webgpu" && !adapter) {
+      measurements.push({ backend, note: "no WebGPU adapter" });
+      continue;
+    }
+    if (backend === "webgpu" && adapter?.fallback) {
+      measurements.push({ backend, note: `fallback adapter (${adapter.description}), CPU-emulated` });
+      continue;
+    }
+    try {
+      await activate(backend);
+      measurements.push({ backend, examplesPerSecond: await measure(plan, 400) });
+    } catch (e) {
+      measurements.push({ backend, note: (e as Error).message });
+    }
+  }
+  const measured = measurements.filter((m) => m.examplesPerSecond !== undefined);
+  if (measured.length === 0) {
+    throw new Error(`No training backend works in this browser: ${measurements.map(fmt).join("; ")}.`);
+  }
+  const best = measured.reduce((a, b) => ((b.examplesPerSecond ?? 0) > (a.examplesPerSecond ?? 0) ? b : a));
+  await activate(best.backend);
+  const webgpu = measurements[0] as BackendMeasurement;
+  const lead =
+    best.backend === "webgpu"
+      ? "webgpu is fastest"
+      : webgpu.examplesPerSecond === undefined
+        ? `webgpu skipped (${webgpu.note})`
+        : `${best.backend} measured faster than webgpu`;
+  return {
+    backend: best.backend,
+    reason: `${lead}; measured ${measurements.map(fmt).join(", ")}`,
+    measurements,
+    adapter,
+  };
+}

@@ -1,0 +1,43 @@
+import * as tf from "@tensorflow/tfjs";
+import { modelTopology } from "../../src/core/model-format";
+import { type Plan, weightShapes } from "../../src/core/plan";
+import { concat } from "../../src/core/vector";
+
+/** Builds the plan's model from the same topology JSON the coordinator publishes, and compiles it. */
+export async function buildModel(plan: Plan): Promise<tf.LayersModel> {
+  const model = await tf.models.modelFromJSON({
+    modelTopology: modelTopology(plan),
+  } as unknown as tf.io.ModelJSON);
+  const optimizer =
+    plan.training.optimizer === "adam"
+      ? tf.train.adam(plan.training.learningRate)
+      : tf.train.sgd(plan.training.learningRate);
+  model.compile({ optimizer, loss: "binaryCrossentropy" });
+  return model;
+}
+
+/**
+ * Snapshot of all weights as one Float32Array copy, read with `await data()` only: on tfjs 4.22's WebGPU
+ * backend dataSync() returned wrong values and once lost the device.
+ */
+export async function readWeights(model: tf.LayersModel): Promise<Float32Array> {
+  const parts = await Promise.all(model.getWeights().map((w) => w.data() as Promise<Float32Array>));
+  return concat(parts);
+}
+
+export function writeWeights(model: tf.LayersModel, plan: Plan, flat: Float32Array): void {
+  const shapes = weightShapes(plan);
+  let offset = 0;
+  const tensors = shapes.map((shape) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const t = tf.tensor(flat.slice(offset, offset + size), shape, "float32");
+    offset += size;
+    return t;
+  });
+  if (offset !== flat.length) {
+    tf.dispose(tensors);
+    throw new RangeError(`The global model has ${flat.length} weights; the plan's model needs ${offset}.`);
+  }
+  model.setWeights(tensors);
+  tf.dispose(tensors);
+}

@@ -1,0 +1,149 @@
+import * as tf from "@tensorflow/tfjs";
+import type { Plan } from "../../src/core/plan";
+import { CryptoRandom } from "../../src/core/random";
+import { readWeights, writeWeights } from "./model";
+
+/** Where examples come from: shards of many examples each, read one at a time (IndexedDB in the app). */
+export interface ExampleShard {
+  count: number;
+  x: Float32Array;
+  y: Float32Array;
+}
+export interface ShardSource {
+  count(): Promise<number>;
+  shards(): AsyncIterable<ExampleShard>;
+}
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  examplesPerSecond: number;
+}
+
+export interface FitOutcome {
+  weights: Float32Array;
+  numExamples: number;
+  metrics: { loss: number; examplesPerSecond: number; seconds: number };
+}
+
+export interface EvaluateOutcome {
+  loss: number;
+  accuracy: number;
+  numExamples: number;
+}
+
+function shuffle<T>(items: T[], rng: CryptoRandom): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = rng.uniformInt(i + 1);
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
+
+/**
+ * Streams batches: shards are fetched one at a time in a shuffled order and examples are shuffled within
+ * each shard, so memory holds one shard plus one batch whatever the dataset size.
+ */
+async function* batches(source: ShardSource, dim: number, batchSize: number, rng: CryptoRandom) {
+  const shards: ExampleShard[] = [];
+  for await (const s of source.shards()) shards.push(s);
+  const bx = new Float32Array(batchSize * dim);
+  const by = new Float32Array(batchSize);
+  let filled = 0;
+  for (const shard of shuffle(shards, rng)) {
+    const order = shuffle(
+      Array.from({ length: shard.count }, (_, i) => i),
+      rng,
+    );
+    for (const i of order) {
+      bx.set(shard.x.subarray(i * dim, (i + 1) * dim), filled * dim);
+      by[filled] = shard.y[i] as number;
+      if (++filled === batchSize) {
+        yield { x: bx.slice(), y: by.slice(), n: filled };
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield { x: bx.slice(0, filled * dim), y: by.slice(0, filled), n: filled };
+}
+
+/** Flower-style fit: start from the global weights, train the plan's local epochs, return local weights. */
+export async function fit(
+  model: tf.LayersModel,
+  plan: Plan,
+  global: Float32Array,
+  source: ShardSource,
+  onProgress: (p: TrainProgress) => void,
+  signal?: { aborted: boolean },
+): Promise<FitOutcome> {
+  writeWeights(model, plan, global);
+  const dim = plan.features.length;
+  const { epochs, batchSize } = plan.training;
+  const numExamples = await source.count();
+  if (numExamples === 0)
+    throw new Error("There are no training examples: import data before joining training.");
+  const batchesPerEpoch = Math.ceil(numExamples / batchSize);
+  const rng = new CryptoRandom();
+  const start = performance.now();
+  let seen = 0;
+  let lastLoss = Number.NaN;
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    let batch = 0;
+    for await (const b of batches(source, dim, batchSize, rng)) {
+      if (signal?.aborted) throw new DOMException("Training was cancelled.", "AbortError");
+      const x = tf.tensor2d(b.x, [b.n, dim]);
+      const y = tf.tensor2d(b.y, [b.n, 1]);
+      try {
+        lastLoss = (await model.trainOnBatch(x, y)) as number;
+      } finally {
+        tf.dispose([x, y]);
+      }
+      batch++;
+      seen += b.n;
+      const seconds = (performance.now() - start) / 1000;
+      onProgress({
+        epoch,
+        epochs,
+        batch,
+        batches: batchesPerEpoch,
+        loss: lastLoss,
+        examplesPerSecond: seen / seconds,
+      });
+    }
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const weights = await readWeights(model);
+  return { weights, numExamples, metrics: { loss: lastLoss, examplesPerSecond: seen / seconds, seconds } };
+}
+
+/** Flower-style evaluate: binary cross-entropy and accuracy (threshold 0.5) on the held-out split. */
+export async function evaluate(
+  model: tf.LayersModel,
+  plan: Plan,
+  weights: Float32Array,
+  source: ShardSource,
+): Promise<EvaluateOutcome> {
+  writeWeights(model, plan, weights);
+  const dim = plan.features.length;
+  let n = 0;
+  let correct = 0;
+  let lossSum = 0;
+  for await (const shard of source.shards()) {
+    const x = tf.tensor2d(shard.x, [shard.count, dim]);
+    const p = model.predict(x) as tf.Tensor;
+    const probs = (await p.data()) as Float32Array;
+    tf.dispose([x, p]);
+    for (let i = 0; i < shard.count; i++) {
+      const y = shard.y[i] as number;
+      const q = Math.min(Math.max(probs[i] as number, 1e-7), 1 - 1e-7);
+      lossSum += -(y * Math.log(q) + (1 - y) * Math.log(1 - q));
+      if ((q >= 0.5 ? 1 : 0) === y) correct++;
+    }
+    n += shard.count;
+  }
+  if (n === 0) throw new Error("There are no held-out examples to evaluate on: import more rows.");
+  return { loss: lossSum / n, accuracy: correct / n, numExamples: n };
+}
