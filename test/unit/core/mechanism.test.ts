@@ -46,9 +46,15 @@ describe("privatizeDelta without noise", () => {
     const result = privatizeDelta(delta, params);
 
     // Assert
+    // float32 rounding may leave the norm a hair above C; the mechanism then shrinks by float32 ulps.
     const expected = Float32Array.from(clipToNorm(delta, 0.8).clipped);
-    expect(float32Bits(result.delta)).toEqual(float32Bits(expected));
+    expect(l2Norm(result.delta)).toBeLessThanOrEqual(0.8);
     expect(Math.abs(l2Norm(result.delta) - 0.8)).toBeLessThan(1e-6);
+    result.delta.forEach((x, i) => {
+      expect(Math.abs(x - (expected[i] as number))).toBeLessThanOrEqual(
+        Math.abs(expected[i] as number) * 2 ** -20,
+      );
+    });
     expect(result.preClipNorm).toBe(l2Norm(delta));
     expect(result.postClipNorm).toBe(l2Norm(result.delta));
     expect(result.sigma).toBe(0);
