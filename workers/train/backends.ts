@@ -141,7 +141,7 @@ export async function chooseBackend(plan: Plan, preference: BackendPreference): 
         : `${best.backend} measured faster than webgpu`;
   return {
     backend: best.backend,
-    reason: `${lead}; measured ${measurements.map(fmt).join(", ")}`,
+    reason: `${lead}; measured ${measured.map(fmt).join(", ")}`,
     measurements,
     adapter,
   };
