@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchSite, type Site } from "./browser";
 import { freshCoordinator } from "./coordinator";
-import { enrollAndImport, pooled, trainUntilDone } from "./site-page";
+import { downloadFinalModel, enrollAndImport, pooled, trainUntilDone } from "./site-page";
 
 /**
  * The whole product, for real: the coordinator (Fastify + PGlite) on a loopback port, two Chromium
@@ -45,6 +47,12 @@ describe("federation end to end", () => {
     for (const r of results) expect(r.backend).toBe("webgpu");
     expect(after).toBeGreaterThan(0.9);
     expect(after).toBeGreaterThan(before);
+    // The final model downloads from the page in TF.js format and holds the coordinator's last weights.
+    const [jsonFile, binFile] = await downloadFinalModel(pages[0] as Page);
+    const manifest = JSON.parse(readFileSync(jsonFile, "utf8")) as { weightsManifest: { paths: string[] }[] };
+    expect(manifest.weightsManifest[0]?.paths).toEqual(["weights.bin"]);
+    const final = (await coordinator.storage.getModel(federationId, 3)) as Float32Array;
+    expect(readFileSync(binFile).equals(Buffer.from(final.buffer))).toBe(true);
     const versions = await coordinator.storage.getModelVersions(federationId);
     expect(versions).toEqual([0, 1, 2, 3]);
     for (let v = 1; v <= 3; v++) {

@@ -55,3 +55,17 @@ export function pooled(results: SiteResult[], key: "accuracyBefore" | "accuracyA
   const n = results.reduce((s, r) => s + r.holdout, 0);
   return results.reduce((s, r) => s + r[key] * r.holdout, 0) / n;
 }
+
+/** Clicks the download button; returns the saved paths of model.json and weights.bin. */
+export async function downloadFinalModel(page: Page): Promise<[string, string]> {
+  const saved: Record<string, string> = {};
+  const both = new Promise<void>((done) => {
+    page.on("download", async (d) => {
+      saved[d.suggestedFilename()] = await d.path();
+      if (saved["model.json"] && saved["weights.bin"]) done();
+    });
+  });
+  await page.getByTestId("download").click();
+  await both;
+  return [saved["model.json"] as string, saved["weights.bin"] as string];
+}
