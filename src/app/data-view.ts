@@ -1,27 +1,15 @@
 import { proxy, type Remote } from "comlink";
-import type { ImportWorkerApi } from "../../workers/import.worker";
+import type { ImportSummary, ImportWorkerApi } from "../../workers/import.worker";
 import type { WorkerBridge } from "../client/bridges";
-import type { DatasetRow, EnrollmentRow, FedwardDb } from "../store/db";
+import type { EnrollmentRow, FedwardDb } from "../store/db";
 import { h } from "./dom";
 
 export interface DataSectionState {
   datasetId: string | undefined;
 }
 
-type Summary = Pick<
-  DatasetRow,
-  | "fileName"
-  | "numTrain"
-  | "numHoldout"
-  | "positives"
-  | "negatives"
-  | "rowsRead"
-  | "rowsSkipped"
-  | "problems"
-  | "problemCount"
->;
 
-function summaryView(s: Summary, labels: { positive: string; negative: string }): HTMLElement {
+function summaryView(s: ImportSummary, labels: { positive: string; negative: string }): HTMLElement {
   const total = s.positives + s.negatives;
   const share = (n: number) => (total ? `${((100 * n) / total).toFixed(1)}%` : "—");
   return h(

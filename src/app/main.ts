@@ -183,11 +183,17 @@ async function boot(): Promise<void> {
         },
       });
     } catch (e) {
-      status.dataset.state = "error";
-      status.textContent = "Training stopped.";
-      errors.replaceChildren(errorBox(e));
-      joinButton.disabled = false;
       trainer.terminate();
+      joinButton.disabled = false;
+      if ((e as Error).name === "AbortError") {
+        status.dataset.state = "idle";
+        status.textContent =
+          "You left training. Nothing more is sent; join again to continue with the current round.";
+      } else {
+        status.dataset.state = "error";
+        status.textContent = "Training stopped.";
+        errors.replaceChildren(errorBox(e));
+      }
     } finally {
       leaveButton.disabled = true;
     }

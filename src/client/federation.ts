@@ -30,14 +30,21 @@ export interface FederationRun {
   pollMs?: number;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(new DOMException("Left the federation.", "AbortError"));
-    });
+/**
+ * A call into a worker that is terminated on "Leave" never settles, so every worker call races the signal:
+ * leaving ends the loop at once, as an AbortError (which the page does not report as a failure).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new DOMException("Left the federation.", "AbortError"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  untilAborted(new Promise<void>((resolve) => setTimeout(resolve, ms)), signal);
 
 async function updateRound(db: FedwardDb, federationId: string, round: number, patch: Partial<RoundRow>) {
   const key: [string, number] = [federationId, round];
@@ -57,11 +64,11 @@ export async function runFederation(run: FederationRun): Promise<void> {
   const count = paramCount(plan);
   const trainer = run.trainer.api;
   onEvent({ type: "status", text: "Choosing the fastest training backend on this computer…" });
-  const choice = await trainer.init(plan, run.backend);
+  const choice = await untilAborted(trainer.init(plan, run.backend), signal);
   onEvent({ type: "backend", choice });
 
   const evaluate = async (version: number, weights: Float32Array) => {
-    const ev = await trainer.evaluate(weights, run.datasetId);
+    const ev = await untilAborted(trainer.evaluate(weights, run.datasetId), signal);
     if (version > 0) {
       onEvent({
         type: "round",
@@ -104,7 +111,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
     const onProgress = proxy((progress: TrainProgress) =>
       onEvent({ type: "progress", round, rounds: state.rounds, progress }),
     );
-    const out = await trainer.fit(global, run.datasetId, onProgress);
+    const out = await untilAborted(trainer.fit(global, run.datasetId, onProgress), signal);
     const released = privatizeDelta(subtract(out.weights, global), plan.privacy);
     // Site sizes are not disclosed: the coordinator averages unweighted and gets numExamples = 0.
     const body = encodeVector({ kind: WireKind.update, round, numExamples: 0, values: released.delta });

@@ -50,8 +50,23 @@ export async function openPglite(dir?: string): Promise<Db> {
   };
 }
 
-export function openPostgres(connectionString: string): Db {
+export interface PostgresOptions {
+  /**
+   * Told about a connection that failed on the server's side (PostgreSQL restarted, an administrator
+   * ended the session, the network dropped it). The connection is discarded and a later query opens a
+   * new one; without this handler such an error would crash the process. Logs to stderr by default.
+   */
+  onConnectionError?: (error: Error) => void;
+}
+
+export function openPostgres(connectionString: string, options: PostgresOptions = {}): Db {
+  const onConnectionError =
+    options.onConnectionError ??
+    ((error: Error) =>
+      console.error(`fedward: a PostgreSQL connection failed and was discarded: ${error.message}`));
   const pool = new pg.Pool({ connectionString, max: 10 });
+  // pg re-emits an idle connection's error on the pool, and an 'error' event nobody listens to throws.
+  pool.on("error", (error) => onConnectionError(error));
   const on = (client: pg.Pool | pg.PoolClient): Queryable => ({
     query: async <T extends Row>(sql: string, params: unknown[] = []) =>
       (await client.query<T>(sql, params.map(toPgParam))).rows,
@@ -65,16 +80,28 @@ export function openPostgres(connectionString: string): Db {
     ...on(pool),
     transaction: async (fn) => {
       const client = await pool.connect();
+      // A checked-out connection has no pool listener: one that fails between two of fn's queries would
+      // throw an uncaught 'error' event. Keep the error; the next query rejects and the client is dropped.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken ??= error;
+        onConnectionError(error);
+      };
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const result = await fn(on(client));
         await client.query("COMMIT");
         return result;
       } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
+        await client.query("ROLLBACK").catch((rollbackError: Error) => {
+          broken ??= rollbackError;
+        });
         throw error;
       } finally {
-        client.release();
+        client.removeListener("error", onError);
+        // Releasing with an error closes the connection instead of pooling it.
+        client.release(broken);
       }
     },
     close: () => pool.end(),

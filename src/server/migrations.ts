@@ -62,15 +62,27 @@ export const migrations: readonly Migration[] = [
   },
 ];
 
+/** unique_violation (on pg_type's index), duplicate_table, duplicate_object ("type … already exists"). */
+const duplicateCatalogEntry = new Set(["23505", "42P07", "42710"]);
+
 /** Applies the missing migrations, each in its own transaction; returns the versions it applied. */
 export async function runMigrations(db: Db): Promise<number[]> {
-  await db.exec(`
+  const createLedger = `
     CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY,
       name text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     )
-  `);
+  `;
+  try {
+    await db.exec(createLedger);
+  } catch (error) {
+    // IF NOT EXISTS is not atomic on PostgreSQL: when two coordinators start at once on an empty database,
+    // the one that loses the race fails on the system catalogs once the winner has committed the table.
+    // The table exists by then, so the second try is a no-op.
+    if (!duplicateCatalogEntry.has((error as { code?: unknown }).code as string)) throw error;
+    await db.exec(createLedger);
+  }
   const applied: number[] = [];
   for (const migration of migrations) {
     const done = await db.transaction(async (tx) => {
