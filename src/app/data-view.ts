@@ -8,7 +8,6 @@ export interface DataSectionState {
   datasetId: string | undefined;
 }
 
-
 function summaryView(s: ImportSummary, labels: { positive: string; negative: string }): HTMLElement {
   const total = s.positives + s.negatives;
   const share = (n: number) => (total ? `${((100 * n) / total).toFixed(1)}%` : "—");
