@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { expose, transfer } from "comlink";
 import type { Plan } from "../src/core/plan";
 import { openDb, type Split } from "../src/store/db";
-import { readShards } from "./import/read-shards";
+import { countShards, readShard } from "./import/read-shards";
 import { type BackendChoice, type BackendPreference, chooseBackend } from "./train/backends";
 import { buildModel } from "./train/model";
 import {
@@ -27,7 +27,8 @@ function source(datasetId: string, split: Split): ShardSource {
       }
       return split === "train" ? row.numTrain : row.numHoldout;
     },
-    shards: () => readShards(db, datasetId, split),
+    shardCount: () => countShards(db, datasetId, split),
+    shard: (index) => readShard(db, datasetId, split, index),
   };
 }
 

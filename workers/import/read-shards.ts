@@ -27,17 +27,36 @@ export async function* readShards(db: FedwardDb, datasetId: string, split: Split
   const expected = split === "train" ? dataset.numTrain : dataset.numHoldout;
   let seen = 0;
   for (let index = 0; seen < expected; index++) {
-    const shard = await db.shards.where("[datasetId+split+index]").equals([datasetId, split, index]).first();
-    if (shard === undefined) {
-      throw new Error(
-        `Shard ${index} of the ${split} data of dataset ${datasetId} is gone: a new import replaced it while ` +
-          "it was being read. Start again; the new data will be used.",
-      );
-    }
-    checkShard(shard);
+    const shard = await readShard(db, datasetId, split, index);
     seen += shard.count;
     yield shard;
   }
+}
+
+/** How many shards one split of a dataset has (for shuffled, one-at-a-time reads). */
+export function countShards(db: FedwardDb, datasetId: string, split: Split): Promise<number> {
+  return db.shards
+    .where("[datasetId+split+index]")
+    .between([datasetId, split, 0], [datasetId, split, Number.MAX_SAFE_INTEGER], true, true)
+    .count();
+}
+
+/** One shard, checked; throws if a new import replaced the dataset since the caller started reading. */
+export async function readShard(
+  db: FedwardDb,
+  datasetId: string,
+  split: Split,
+  index: number,
+): Promise<ShardRow> {
+  const shard = await db.shards.where("[datasetId+split+index]").equals([datasetId, split, index]).first();
+  if (shard === undefined) {
+    throw new Error(
+      `Shard ${index} of the ${split} data of dataset ${datasetId} is gone: a new import replaced it while ` +
+        "it was being read. Start again; the new data will be used.",
+    );
+  }
+  checkShard(shard);
+  return shard;
 }
 
 /** IndexedDB is an edge: a row written by an older version or another tab is checked, not trusted. */

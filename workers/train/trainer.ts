@@ -11,7 +11,8 @@ export interface ExampleShard {
 }
 export interface ShardSource {
   count(): Promise<number>;
-  shards(): AsyncIterable<ExampleShard>;
+  shardCount(): Promise<number>;
+  shard(index: number): Promise<ExampleShard>;
 }
 
 export interface TrainProgress {
@@ -48,17 +49,20 @@ function shuffle<T>(items: T[], rng: CryptoRandom): T[] {
  * each shard, so memory holds one shard plus one batch whatever the dataset size.
  */
 async function* batches(source: ShardSource, dim: number, batchSize: number, rng: CryptoRandom) {
-  const shards: ExampleShard[] = [];
-  for await (const s of source.shards()) shards.push(s);
+  const order = shuffle(
+    Array.from({ length: await source.shardCount() }, (_, i) => i),
+    rng,
+  );
   const bx = new Float32Array(batchSize * dim);
   const by = new Float32Array(batchSize);
   let filled = 0;
-  for (const shard of shuffle(shards, rng)) {
-    const order = shuffle(
+  for (const index of order) {
+    const shard = await source.shard(index);
+    const within = shuffle(
       Array.from({ length: shard.count }, (_, i) => i),
       rng,
     );
-    for (const i of order) {
+    for (const i of within) {
       bx.set(shard.x.subarray(i * dim, (i + 1) * dim), filled * dim);
       by[filled] = shard.y[i] as number;
       if (++filled === batchSize) {
@@ -131,7 +135,9 @@ export async function evaluate(
   let n = 0;
   let correct = 0;
   let lossSum = 0;
-  for await (const shard of source.shards()) {
+  const shards = await source.shardCount();
+  for (let index = 0; index < shards; index++) {
+    const shard = await source.shard(index);
     const x = tf.tensor2d(shard.x, [shard.count, dim]);
     const p = model.predict(x) as tf.Tensor;
     const probs = (await p.data()) as Float32Array;
