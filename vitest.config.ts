@@ -9,6 +9,8 @@ export default defineConfig({
           include: ["test/unit/**/*.test.ts"],
           environment: "node",
           testTimeout: 30_000,
+          // Opening a PGlite database takes seconds, more on a loaded 2-core CI machine.
+          hookTimeout: 60_000,
         },
       },
       {

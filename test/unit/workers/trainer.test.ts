@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { initialWeights } from "../../../src/core/model-format";
 import { type Plan, parsePlan } from "../../../src/core/plan";
 import { buildModel, readWeights } from "../../../workers/train/model";
-import { evaluate, fit, type ShardSource } from "../../../workers/train/trainer";
+import type { ShardSource } from "../../../workers/train/trainer";
+import * as trainer from "../../../workers/train/trainer";
 
 /**
  * The training loop on tfjs's cpu backend in Node, with an in-memory shard source standing in for
@@ -60,9 +61,9 @@ describe("trainer", () => {
     const progress: number[] = [];
 
     // Execute
-    const before = await evaluate(model, plan, global, holdout);
-    const out = await fit(model, plan, global, train, (p) => progress.push(p.epoch));
-    const after = await evaluate(model, plan, out.weights, holdout);
+    const before = await trainer.evaluate(model, plan, global, holdout);
+    const out = await trainer.fit(model, plan, global, train, (p) => progress.push(p.epoch));
+    const after = await trainer.evaluate(model, plan, out.weights, holdout);
 
     // Assert
     expect(out.numExamples).toBe(154);
@@ -80,7 +81,9 @@ describe("trainer", () => {
 
   it("refuses to train on an empty dataset", async () => {
     const model = await buildModel(plan);
-    await expect(fit(model, plan, initialWeights(plan), source([]), () => {})).rejects.toThrow(/import data/);
+    await expect(trainer.fit(model, plan, initialWeights(plan), source([]), () => {})).rejects.toThrow(
+      /import data/,
+    );
     model.dispose();
   });
 });
