@@ -7,6 +7,7 @@ import type { RoundRow } from "../store/db";
 import { openDb } from "../store/db";
 import { type DataSectionState, dataSection } from "./data-view";
 import { fmt, h, pct } from "./dom";
+import { networkLog } from "./network-log";
 import { planView } from "./plan-view";
 
 const db = openDb();
@@ -14,6 +15,7 @@ const root = document.getElementById("app") as HTMLElement;
 const params = new URLSearchParams(location.search);
 const BACKENDS = ["auto", "webgpu", "webgl", "wasm", "cpu"];
 const backendParam = params.get("backend") ?? "auto";
+const log = networkLog();
 
 function errorBox(e: unknown): HTMLElement {
   const err = e as Error;
@@ -31,7 +33,7 @@ function errorBox(e: unknown): HTMLElement {
 
 async function enrollFromInvite(code: string): Promise<string> {
   const coordinatorUrl = params.get("coordinator") ?? location.origin;
-  const res = await new CoordinatorClient(coordinatorUrl).enroll(code);
+  const res = await new CoordinatorClient(coordinatorUrl, undefined, log.record).enroll(code);
   const plan = parsePlan(res.plan, "plan sent by the coordinator");
   const hash = await planHash(plan);
   if (hash !== res.planHash) {
@@ -80,7 +82,7 @@ async function boot(): Promise<void> {
     );
     return;
   }
-  const client = new CoordinatorClient(enrollment.coordinatorUrl, enrollment.token);
+  const client = new CoordinatorClient(enrollment.coordinatorUrl, enrollment.token, log.record);
   const trainer = trainBridge();
   const importer = importBridge();
 
@@ -261,6 +263,7 @@ async function boot(): Promise<void> {
       ),
       finalArea,
     ),
+    log.element,
   );
 }
 

@@ -42,10 +42,13 @@ export class CoordinatorClient {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (type) headers["content-type"] = type;
+    const sent = typeof body === "string" ? new TextEncoder().encode(body).length : (body?.length ?? 0);
     let res: Response;
     try {
       res = await fetch(url, { method, headers, body: body as BodyInit | undefined, cache: "no-store" });
     } catch (e) {
+      // The body may have left before the connection failed: log it as sent.
+      this.audit({ at: Date.now(), method, url, status: 0, bytesSent: sent, bytesReceived: 0 });
       throw new CoordinatorError(
         `The coordinator at ${this.baseUrl} cannot be reached (${(e as Error).message}). Check the network and try again.`,
         0,
@@ -53,7 +56,6 @@ export class CoordinatorClient {
       );
     }
     const bytes = new Uint8Array(await res.arrayBuffer());
-    const sent = typeof body === "string" ? body.length : (body?.length ?? 0);
     this.audit({
       at: Date.now(),
       method,

@@ -1,0 +1,96 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchSite, type Site } from "./browser";
+import { freshCoordinator } from "./coordinator";
+
+/** Every string of every IndexedDB store of the page, serialised, to look for identifiers. */
+const dumpIndexedDb = () =>
+  new Promise<string>((resolve, reject) => {
+    const open = indexedDB.open("fedward");
+    open.onerror = () => reject(open.error);
+    open.onsuccess = async () => {
+      const db = open.result;
+      const parts: string[] = [];
+      for (const name of Array.from(db.objectStoreNames)) {
+        const rows = await new Promise<unknown[]>((res) => {
+          const req = db.transaction(name).objectStore(name).getAll();
+          req.onsuccess = () => res(req.result);
+        });
+        parts.push(JSON.stringify(rows));
+      }
+      resolve(parts.join("\n"));
+    };
+  });
+
+/**
+ * The import screen in real Chromium: problems with line numbers, identifiers that never reach IndexedDB,
+ * a bad file that leaves the earlier import intact, a reload that keeps the site enrolled, and an import
+ * that sends nothing over the network.
+ */
+describe("importing a hospital's CSV in the browser", () => {
+  let coordinator: Awaited<ReturnType<typeof freshCoordinator>>;
+  let site: Site | undefined;
+  const dir = mkdtempSync(join(tmpdir(), "fedward-csv-"));
+
+  beforeAll(async () => {
+    coordinator = await freshCoordinator();
+  });
+  afterAll(async () => {
+    await site?.close();
+    await coordinator?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows problems by line, stores no identifiers, survives a bad file and a reload", async () => {
+    // Prepare: the demo file with identifier columns and three broken rows (file lines 3, 5 and 8)
+    const [header, ...rows] = readFileSync("public/demo/wdbc-site1.csv", "utf8").trim().split("\n");
+    const cells = rows.slice(0, 30).map((r) => r.split(","));
+    (cells[1] as string[])[2] = "";
+    (cells[3] as string[])[5] = "n/a";
+    (cells[6] as string[])[30] = "unsure";
+    const lines = cells.map((c, i) => `"Doe, Jane${i}",MRN-77${i},${c.join(",")}`);
+    const messy = join(dir, "messy.csv");
+    writeFileSync(messy, `name,mrn,${header}\r\n${lines.join("\r\n")}\r\n`);
+    const noLabel = join(dir, "no-label.csv");
+    writeFileSync(noLabel, `${header?.replace(",diagnosis", "")}\n1,2,3\n`);
+    site = await launchSite();
+    const page = await site.context.newPage();
+    const posts: string[] = [];
+    page.on("request", (r) => {
+      if (r.method() !== "GET") posts.push(`${r.method()} ${r.url()}`);
+    });
+
+    // Execute and assert: the messy file
+    await page.goto(coordinator.invites[0]?.url as string);
+    await page.getByTestId("plan-hash").waitFor();
+    expect(page.url()).not.toContain("invite=");
+    await page.getByTestId("file-input").setInputFiles(messy);
+    const summary = page.getByTestId("import-summary");
+    await summary.waitFor();
+    expect(await summary.getAttribute("data-examples")).toBe("27");
+    const problems = await page.locator("[data-testid=problems] tbody tr").allInnerTexts();
+    expect(problems.map((p) => p.split("\t").slice(0, 2).join(" "))).toEqual([
+      "3 mean perimeter",
+      "5 mean compactness",
+      "8 diagnosis",
+    ]);
+    const stored = await page.evaluate(dumpIndexedDb);
+    expect(stored).not.toMatch(/Jane|MRN-77|Doe/);
+
+    // A file without the label column: refused by name, the earlier import stays
+    await page.getByTestId("file-input").setInputFiles(noLabel);
+    const alert = page.getByRole("alert");
+    await alert.waitFor();
+    expect(await alert.innerText()).toContain("diagnosis");
+    expect(await alert.innerText()).toContain("no-label.csv");
+
+    // A reload keeps the enrollment and the earlier dataset
+    await page.reload();
+    await page.getByTestId("plan-hash").waitFor();
+    await summary.waitFor();
+    expect(await summary.getAttribute("data-examples")).toBe("27");
+    expect(posts).toEqual([`POST ${coordinator.url.replace("127.0.0.1", "localhost")}/api/enroll`]);
+  });
+});
