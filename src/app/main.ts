@@ -131,6 +131,7 @@ async function boot(): Promise<void> {
       })();
     if (row.accuracyBefore !== undefined) tr.dataset.accuracyBefore = String(row.accuracyBefore);
     if (row.accuracyAfter !== undefined) tr.dataset.accuracyAfter = String(row.accuracyAfter);
+    if (row.examplesPerSecond !== undefined) tr.dataset.examplesPerSecond = String(row.examplesPerSecond);
     tr.replaceChildren(
       h("td", {}, row.round),
       h("td", {}, pct(row.accuracyBefore)),
