@@ -44,13 +44,16 @@ describe("importing a hospital's CSV in the browser", () => {
   });
 
   it("shows problems by line, stores no identifiers, survives a bad file and a reload", async () => {
-    // Prepare: the demo file with identifier columns and three broken rows (file lines 3, 5 and 8)
+    // Prepare: the demo file with identifier columns and four broken rows (file lines 3, 5, 8 and 10)
     const [header, ...rows] = readFileSync("public/demo/wdbc-site1.csv", "utf8").trim().split("\n");
     const cells = rows.slice(0, 30).map((r) => r.split(","));
     (cells[1] as string[])[2] = "";
     (cells[3] as string[])[5] = "n/a";
     (cells[6] as string[])[30] = "unsure";
-    const lines = cells.map((c, i) => `"Doe, Jane${i}",MRN-77${i},${c.join(",")}`);
+    // Line 10 forgets the quotes around the name, so every cell slips one column to the right.
+    const lines = cells.map(
+      (c, i) => `${i === 8 ? "Doe, Jane" : '"Doe, Jane'}${i}${i === 8 ? "" : '"'},MRN-77${i},${c.join(",")}`,
+    );
     const messy = join(dir, "messy.csv");
     writeFileSync(messy, `name,mrn,${header}\r\n${lines.join("\r\n")}\r\n`);
     const noLabel = join(dir, "no-label.csv");
@@ -69,13 +72,16 @@ describe("importing a hospital's CSV in the browser", () => {
     await page.getByTestId("file-input").setInputFiles(messy);
     const summary = page.getByTestId("import-summary");
     await summary.waitFor();
-    expect(await summary.getAttribute("data-examples")).toBe("27");
+    expect(await summary.getAttribute("data-examples")).toBe("26");
     const problems = await page.locator("[data-testid=problems] tbody tr").allInnerTexts();
     expect(problems.map((p) => p.split("\t").slice(0, 2).join(" "))).toEqual([
       "3 mean perimeter",
       "5 mean compactness",
       "8 diagnosis",
+      "10 mean radius",
+      "10 diagnosis",
     ]);
+    expect((await page.getByTestId("problems").innerText()).includes("MRN")).toBe(false);
     const stored = await page.evaluate(dumpIndexedDb);
     expect(stored).not.toMatch(/Jane|MRN-77|Doe/);
 
@@ -90,7 +96,7 @@ describe("importing a hospital's CSV in the browser", () => {
     await page.reload();
     await page.getByTestId("plan-hash").waitFor();
     await summary.waitFor();
-    expect(await summary.getAttribute("data-examples")).toBe("27");
+    expect(await summary.getAttribute("data-examples")).toBe("26");
     expect(posts).toEqual([`POST ${coordinator.url.replace("127.0.0.1", "localhost")}/api/enroll`]);
   });
 });

@@ -91,7 +91,7 @@ function readExample(
     const value = Number(cell);
     if (cell === "") problems.push({ line, column: feature.column, message: "missing value" });
     else if (!NUMBER.test(cell) || !Number.isFinite(value)) {
-      problems.push({ line, column: feature.column, message: `${quote(cell)} is not a number` });
+      problems.push({ line, column: feature.column, message: `not a number (${describeCell(cell)})` });
     } else x[f] = (value - feature.mean) / feature.std;
   });
   const label = (row[columns.label] ?? "").trim();
@@ -99,7 +99,7 @@ function readExample(
   if (y === undefined) {
     const expected = `expected ${quote(plan.label.positive)} or ${quote(plan.label.negative)}`;
     const message =
-      label === "" ? `missing value (${expected})` : `${quote(label)} is not a class: ${expected}`;
+      label === "" ? `missing value (${expected})` : `not a class (${describeCell(label)}): ${expected}`;
     problems.push({ line, column: plan.label.column, message });
   }
   return problems.length === 0 && y !== undefined ? { x, y } : undefined;
@@ -112,4 +112,14 @@ function lineBreaks(row: string[]): number {
     if (cell.includes("\n") || cell.includes("\r")) count += cell.match(LINE_BREAK)?.length ?? 0;
   }
   return count;
+}
+
+/**
+ * Problems are kept in IndexedDB and shown on screen, so they never quote the cell: a row whose columns
+ * slipped (an unquoted comma in a name or address) would put a name, MRN or date into a feature column.
+ * The clinician finds the value in the file by its line and column.
+ */
+function describeCell(cell: string): string {
+  const kind = /^[0-9\s.,:/+-]*$/.test(cell) ? "digits and punctuation" : "text";
+  return `${kind}, ${cell.length} character${cell.length === 1 ? "" : "s"}`;
 }
