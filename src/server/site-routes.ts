@@ -2,6 +2,8 @@ import { Transform } from "node:stream";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { tfjsModelJson, tfjsWeightsBin } from "../core/model-format";
 import { paramCount } from "../core/plan";
+import { maxReleasedNorm } from "../core/privacy/mechanism";
+import { l2Norm } from "../core/vector";
 import { decodeVector, encodeVector, WireError, WireKind, wireByteLength } from "../core/wire";
 import { HttpError } from "./http-error";
 import {
@@ -142,6 +144,15 @@ export function siteRoutes(storage: Storage) {
           throw new HttpError(
             400,
             `The body is an update for round ${update.round} but was sent to round ${round}.`,
+          );
+        }
+        const norm = l2Norm(update.values);
+        const bound = maxReleasedNorm(federation.plan.privacy, update.values.length);
+        if (norm > bound) {
+          throw new HttpError(
+            400,
+            `The update's L2 norm is ${norm.toPrecision(6)}, above ${bound.toPrecision(6)}, the most a delta ` +
+              `clipped to ${federation.plan.privacy.clipNorm} with the plan's noise can reach: it was not clipped.`,
           );
         }
         if (update.numExamples > INT32_MAX) {

@@ -92,3 +92,14 @@ export function privatizeDelta(
   }
   return { delta: out, preClipNorm: norm, postClipNorm, sigma, grid, clipNorm: params.clipNorm };
 }
+
+/**
+ * The largest L2 norm an honest release can have (but with probability below e^-800): the clipped part is
+ * at most C, and the noise is n independent discrete Gaussians, each sigma-subgaussian (Canonne, Kamath,
+ * Steinke 2020, Cor. 9), whose norm exceeds sigma * (2 sqrt(n) + 60) with vanishing probability
+ * (Laurent & Massart 2000, Lemma 1, with slack for the subgaussian constants). Not a tight bound: it
+ * lets the coordinator refuse updates that were never clipped and noised, e.g. values near float32's max.
+ */
+export function maxReleasedNorm(p: PrivacyParams, n: number): number {
+  return p.clipNorm * (1 + 1e-6) + noiseStd(p) * (2 * Math.sqrt(n) + 60);
+}

@@ -148,6 +148,18 @@ describe("coordinator app: rejections", () => {
     expectError(await upload(app, a, 1, updateBody(1, inf)), 400, /value 5 is -Infinity/);
   });
 
+  it("answers 400 for an update larger than any clipped, noised delta can be", async () => {
+    // Finite but huge: a few such updates would overflow the global model to Infinity.
+    const huge = knownDelta(1);
+    huge[2] = 3.4e38;
+    const justUnder = new Float32Array(TEST_PARAMS);
+    justUnder[0] = 1 + 0.5 * 2 * (2 * Math.sqrt(TEST_PARAMS) + 60) - 1e-3;
+
+    expectError(await upload(app, a, 1, updateBody(1, huge)), 400, /L2 norm is 3\.40+e\+38.*not clipped/);
+    const accepted = await upload(app, a, 1, updateBody(1, justUnder));
+    expect(accepted.statusCode).toBe(202);
+  });
+
   it("answers 413 for a body larger than this federation's update, saying the expected size", async () => {
     const expected = wireByteLength(TEST_PARAMS);
     const oneMore = Buffer.concat([updateBody(1, knownDelta(1)), Buffer.alloc(1)]);
