@@ -1,10 +1,13 @@
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import { expose, transfer } from "comlink";
+import { InputError } from "../src/core/errors";
 import type { Plan } from "../src/core/plan";
+import { type PrivatizedDelta, privatizeDelta } from "../src/core/privacy/mechanism";
+import { subtract } from "../src/core/vector";
 import { openDb, type Split } from "../src/store/db";
 import { countShards, readShard } from "./import/read-shards";
 import { type BackendChoice, type BackendPreference, chooseBackend } from "./train/backends";
-import { buildModel } from "./train/model";
+import { buildModel, disposeModel } from "./train/model";
 import {
   type EvaluateOutcome,
   evaluate,
@@ -15,7 +18,6 @@ import {
 } from "./train/trainer";
 
 let current: { plan: Plan; model: tf.LayersModel; choice: BackendChoice } | undefined;
-const cancel = { aborted: false };
 
 function source(datasetId: string, split: Split): ShardSource {
   const db = openDb();
@@ -23,7 +25,7 @@ function source(datasetId: string, split: Split): ShardSource {
     async count() {
       const row = await db.datasets.get(datasetId);
       if (row?.status !== "complete") {
-        throw new Error("The imported dataset is gone or incomplete; import the file again.");
+        throw new InputError("The imported dataset is gone or incomplete; import the file again.");
       }
       return split === "train" ? row.numTrain : row.numHoldout;
     },
@@ -37,10 +39,17 @@ function ready() {
   return current;
 }
 
+/** What fit hands to the page: the release (clipped, noised delta) and metrics, never the local weights. */
+export interface FitRelease {
+  numExamples: number;
+  metrics: FitOutcome["metrics"];
+  released: PrivatizedDelta;
+}
+
 const api = {
   /** Picks the backend (by measurement unless forced) and builds the plan's model on it. */
   async init(plan: Plan, preference: BackendPreference): Promise<BackendChoice> {
-    current?.model.dispose();
+    if (current) disposeModel(current.model);
     current = undefined;
     const choice = await chooseBackend(plan, preference);
     const model = await buildModel(plan);
@@ -48,28 +57,26 @@ const api = {
     return choice;
   },
 
+  /**
+   * Flower-style fit, then the privacy mechanism of src/core on float32 copies of the weights (never on
+   * webgpu tensors): delta = local - global, clipped, rounded, discrete Gaussian noise. Noising runs here,
+   * off the page's main thread.
+   */
   async fit(
     global: Float32Array,
     datasetId: string,
     onProgress: (p: TrainProgress) => void,
-  ): Promise<FitOutcome> {
+  ): Promise<FitRelease> {
     const { plan, model } = ready();
-    cancel.aborted = false;
-    const out = await fit(model, plan, global, source(datasetId, "train"), onProgress, cancel);
-    return transfer(out, [out.weights.buffer]);
+    const out = await fit(model, plan, global, source(datasetId, "train"), onProgress);
+    const released = privatizeDelta(subtract(out.weights, global), plan.privacy);
+    const result: FitRelease = { numExamples: out.numExamples, metrics: out.metrics, released };
+    return transfer(result, [released.delta.buffer]);
   },
 
   async evaluate(weights: Float32Array, datasetId: string): Promise<EvaluateOutcome> {
     const { plan, model } = ready();
     return evaluate(model, plan, weights, source(datasetId, "holdout"));
-  },
-
-  cancel(): void {
-    cancel.aborted = true;
-  },
-
-  backend(): string {
-    return tf.getBackend();
   },
 };
 

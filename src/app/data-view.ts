@@ -6,6 +6,8 @@ import { h } from "./dom";
 
 export interface DataSectionState {
   datasetId: string | undefined;
+  /** While training reads the dataset, a new import must not replace it. */
+  locked: boolean;
 }
 
 function summaryView(s: ImportSummary, labels: { positive: string; negative: string }): HTMLElement {
@@ -80,18 +82,24 @@ export async function dataSection(
   }
 
   const run = async (file: File) => {
+    if (state.locked) {
+      progress.textContent = `Leave training before importing ${file.name}: training is reading the current data.`;
+      return;
+    }
     out.replaceChildren();
     progress.textContent = `Reading ${file.name}…`;
     try {
       const api: Remote<ImportWorkerApi> = importer.api;
-      const summary = await api.importCsv(
-        file,
-        enrollment.plan,
-        enrollment.federationId,
-        enrollment.planHash,
-        proxy((p: { rowsRead: number; bytesRead: number; totalBytes: number }) => {
-          progress.textContent = `Reading ${file.name}: ${p.rowsRead} rows (${Math.round((100 * p.bytesRead) / Math.max(1, p.totalBytes))}%)`;
-        }),
+      const summary = await importer.guard(
+        api.importCsv(
+          file,
+          enrollment.plan,
+          enrollment.federationId,
+          enrollment.planHash,
+          proxy((p: { rowsRead: number; bytesRead: number; totalBytes: number }) => {
+            progress.textContent = `Reading ${file.name}: ${p.rowsRead} rows (${Math.round((100 * p.bytesRead) / Math.max(1, p.totalBytes))}%)`;
+          }),
+        ),
       );
       progress.textContent = "";
       state.datasetId = summary.id;

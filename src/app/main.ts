@@ -2,6 +2,7 @@ import type { BackendPreference } from "../../workers/train/backends";
 import { importBridge, trainBridge } from "../client/bridges";
 import { CoordinatorClient, CoordinatorError } from "../client/coordinator";
 import { runFederation } from "../client/federation";
+import { INPUT_ERROR_NAMES } from "../core/errors";
 import { parsePlan, planHash } from "../core/plan";
 import type { RoundRow } from "../store/db";
 import { openDb } from "../store/db";
@@ -19,7 +20,14 @@ const log = networkLog();
 
 function errorBox(e: unknown): HTMLElement {
   const err = e as Error;
-  const kind = e instanceof CoordinatorError ? e.kind : err.name === "AbortError" ? "abort" : "bug";
+  const kind =
+    e instanceof CoordinatorError
+      ? e.kind
+      : err.name === "AbortError"
+        ? "abort"
+        : (INPUT_ERROR_NAMES as readonly string[]).includes(err.name)
+          ? "input"
+          : "bug";
   const lead =
     kind === "retry"
       ? "Try again in a moment. "
@@ -114,9 +122,10 @@ async function boot(): Promise<void> {
   const errors = h("div");
   const finalArea = h("div");
 
-  const data: DataSectionState = { datasetId: undefined };
+  const data: DataSectionState = { datasetId: undefined, locked: false };
+  let running = false;
   const dataEl = await dataSection(db, enrollment, importer, data, () => {
-    joinButton.disabled = data.datasetId === undefined;
+    joinButton.disabled = running || data.datasetId === undefined;
   });
   joinButton.disabled = data.datasetId === undefined;
 
@@ -141,7 +150,7 @@ async function boot(): Promise<void> {
       h("td", {}, fmt(row.postClipNorm)),
       h("td", {}, fmt(row.sigma, 4)),
       h("td", { class: "hash", title: row.uploadSha256 ?? "" }, row.uploadSha256?.slice(0, 16) ?? "—"),
-      h("td", {}, row.uploadedAt ? "sent" : "—"),
+      h("td", {}, row.uploadedAt ? "sent" : row.notSent ? `not sent: ${row.notSent}` : "—"),
     );
   };
   for (const row of await db.rounds.where("federationId").equals(enrollment.federationId).sortBy("round")) {
@@ -152,6 +161,8 @@ async function boot(): Promise<void> {
   joinButton.addEventListener("click", async () => {
     if (!data.datasetId) return;
     controller = new AbortController();
+    running = true;
+    data.locked = true;
     joinButton.disabled = true;
     leaveButton.disabled = false;
     errors.replaceChildren();
@@ -181,12 +192,11 @@ async function boot(): Promise<void> {
             status.textContent = `Training finished: the final model (after ${e.modelVersion} rounds) scores ${pct(e.accuracy)} on this site's held-out data.`;
             status.dataset.state = "done";
             status.dataset.accuracy = String(e.accuracy);
-            finalArea.replaceChildren(downloadButton(client, enrollment.federationId));
+            finalArea.replaceChildren(downloadButton(client, enrollment.federationId, errors));
           }
         },
       });
     } catch (e) {
-      trainer.terminate();
       joinButton.disabled = false;
       if ((e as Error).name === "AbortError") {
         status.dataset.state = "idle";
@@ -198,6 +208,10 @@ async function boot(): Promise<void> {
         errors.replaceChildren(errorBox(e));
       }
     } finally {
+      // The worker holds the model and maybe a GPU device: free them whenever a run ends.
+      trainer.terminate();
+      running = false;
+      data.locked = false;
       leaveButton.disabled = true;
     }
   });
@@ -268,19 +282,25 @@ async function boot(): Promise<void> {
   );
 }
 
-function downloadButton(client: CoordinatorClient, federationId: string): HTMLElement {
+function downloadButton(client: CoordinatorClient, federationId: string, errors: HTMLElement): HTMLElement {
   const save = (bytes: Uint8Array, name: string, type: string) => {
-    const a = h("a", { href: URL.createObjectURL(new Blob([bytes as BlobPart], { type })), download: name });
-    a.click();
-    URL.revokeObjectURL((a as HTMLAnchorElement).href);
+    const href = URL.createObjectURL(new Blob([bytes as BlobPart], { type }));
+    h("a", { href, download: name }).click();
+    // Revoking at once can cancel the download in some browsers.
+    setTimeout(() => URL.revokeObjectURL(href), 60_000);
   };
   return h(
     "button",
     {
       "data-testid": "download",
       onclick: async () => {
-        save(await client.finalModelJson(federationId), "model.json", "application/json");
-        save(await client.finalWeights(federationId), "weights.bin", "application/octet-stream");
+        try {
+          errors.replaceChildren();
+          save(await client.finalModelJson(federationId), "model.json", "application/json");
+          save(await client.finalWeights(federationId), "weights.bin", "application/octet-stream");
+        } catch (e) {
+          errors.replaceChildren(errorBox(e));
+        }
       },
     },
     "Download the final model (TF.js)",

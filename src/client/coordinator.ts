@@ -10,6 +10,8 @@ import { decodeVector, WireKind } from "../core/wire";
 /** "input": the request or file is wrong; "retry": network or server trouble; "bug": should not happen. */
 export type ErrorKind = "input" | "retry" | "bug";
 
+const REQUEST_TIMEOUT_MS = 60_000;
+
 export class CoordinatorError extends Error {
   override name = "CoordinatorError";
   constructor(
@@ -35,7 +37,14 @@ export class CoordinatorClient {
     readonly baseUrl: string,
     private readonly token?: string,
     private readonly audit: (e: AuditEntry) => void = () => {},
+    /** Leaving aborts requests in flight; each request also gives up after REQUEST_TIMEOUT_MS. */
+    private readonly signal?: AbortSignal,
   ) {}
+
+  /** The same client, with requests tied to a run's signal. */
+  withSignal(signal: AbortSignal): CoordinatorClient {
+    return new CoordinatorClient(this.baseUrl, this.token, this.audit, signal);
+  }
 
   private async request(method: string, path: string, body?: Uint8Array | string, type?: string) {
     const url = new URL(path, this.baseUrl).toString();
@@ -45,8 +54,17 @@ export class CoordinatorClient {
     const sent = typeof body === "string" ? new TextEncoder().encode(body).length : (body?.length ?? 0);
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body: body as BodyInit | undefined, cache: "no-store" });
+      const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+      const signal = this.signal ? AbortSignal.any([this.signal, timeout]) : timeout;
+      res = await fetch(url, {
+        method,
+        headers,
+        body: body as BodyInit | undefined,
+        cache: "no-store",
+        signal,
+      });
     } catch (e) {
+      if (this.signal?.aborted) throw this.signal.reason;
       // The body may have left before the connection failed: log it as sent.
       this.audit({ at: Date.now(), method, url, status: 0, bytesSent: sent, bytesReceived: 0 });
       throw new CoordinatorError(
@@ -55,7 +73,17 @@ export class CoordinatorClient {
         "retry",
       );
     }
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      if (this.signal?.aborted) throw this.signal.reason;
+      throw new CoordinatorError(
+        `The answer from ${this.baseUrl} was cut off (${(e as Error).message}). Try again.`,
+        0,
+        "retry",
+      );
+    }
     this.audit({
       at: Date.now(),
       method,
@@ -97,10 +125,21 @@ export class CoordinatorClient {
   }
 
   async model(federationId: string, version: number, count: number): Promise<Float32Array> {
-    const bytes = await this.request("GET", apiPaths.model(federationId, version));
-    const v = decodeVector(bytes, { kind: WireKind.model, count });
+    const path = apiPaths.model(federationId, version);
+    const bytes = await this.request("GET", path);
+    let v: ReturnType<typeof decodeVector>;
+    try {
+      v = decodeVector(bytes, { kind: WireKind.model, count });
+    } catch (e) {
+      throw new CoordinatorError(
+        `GET ${path} returned a model this site cannot use (${(e as Error).message}). ` +
+          "The coordinator may run another plan than the one approved here: ask the federation's admin.",
+        200,
+        "input",
+      );
+    }
     if (v.round !== version) {
-      throw new CoordinatorError(`Asked for model version ${version}, received ${v.round}.`, 200, "bug");
+      throw new CoordinatorError(`GET ${path} returned model version ${v.round}; this is a bug.`, 200, "bug");
     }
     return v.values;
   }

@@ -3,9 +3,7 @@ import type { BackendChoice, BackendPreference } from "../../workers/train/backe
 import type { TrainProgress } from "../../workers/train/trainer";
 import type { TrainWorkerApi } from "../../workers/train.worker";
 import { paramCount } from "../core/plan";
-import { privatizeDelta } from "../core/privacy/mechanism";
 import { sha256Hex } from "../core/sha256";
-import { subtract } from "../core/vector";
 import { encodeVector, WireKind } from "../core/wire";
 import type { EnrollmentRow, FedwardDb, RoundRow } from "../store/db";
 import type { WorkerBridge } from "./bridges";
@@ -55,20 +53,26 @@ async function updateRound(db: FedwardDb, federationId: string, round: number, p
 
 /**
  * The site's side of a federation, round after round: download the global model, evaluate it on the local
- * held-out split, train locally, clip and noise the delta (src/core/privacy), record what leaves, upload it.
- * Returns when the coordinator says the federation is done.
+ * held-out split, train locally and release a clipped, noised delta (in the worker, src/core/privacy),
+ * record what leaves, upload it. Returns when the coordinator says the federation is done.
  */
 export async function runFederation(run: FederationRun): Promise<void> {
-  const { enrollment, client, db, onEvent, signal } = run;
+  const { enrollment, db, onEvent, signal } = run;
+  const client = run.client.withSignal(signal);
   const { federationId, plan } = enrollment;
   const count = paramCount(plan);
   const trainer = run.trainer.api;
+  // Every worker call ends on "Leave" (abort) or on the worker's death, never hangs.
+  const call = <T>(work: Promise<T>) => untilAborted(run.trainer.guard(work), signal);
+  // Coordinator reads are retried through network trouble; a wrong request is reported at once.
+  const read = <T>(what: string, get: () => Promise<T>) => withRetry(what, get, run);
+
   onEvent({ type: "status", text: "Choosing the fastest training backend on this computer…" });
-  const choice = await untilAborted(trainer.init(plan, run.backend), signal);
+  const choice = await call(trainer.init(plan, run.backend));
   onEvent({ type: "backend", choice });
 
   const evaluate = async (version: number, weights: Float32Array) => {
-    const ev = await untilAborted(trainer.evaluate(weights, run.datasetId), signal);
+    const ev = await call(trainer.evaluate(weights, run.datasetId));
     if (version > 0) {
       onEvent({
         type: "round",
@@ -77,28 +81,40 @@ export async function runFederation(run: FederationRun): Promise<void> {
     }
     return ev;
   };
+  const state = async () => {
+    const s = await read("the federation's state", () => client.state(federationId));
+    if (s.planHash !== enrollment.planHash) {
+      throw new CoordinatorError(
+        `The coordinator now runs a plan with SHA-256 ${s.planHash}, not the one approved here ` +
+          `(${enrollment.planHash}). Nothing was sent; ask the federation's admin.`,
+        200,
+        "input",
+      );
+    }
+    return s;
+  };
 
   let evaluatedVersion = -1;
   for (;;) {
     signal.throwIfAborted();
-    const state = await client.state(federationId);
-    if (state.status === "done") {
-      const final = await client.model(federationId, state.modelVersion, count);
-      const ev = await evaluate(state.modelVersion, final);
-      onEvent({ type: "done", accuracy: ev.accuracy, modelVersion: state.modelVersion });
+    const now = await state();
+    if (now.status === "done") {
+      const final = await read("the final model", () => client.model(federationId, now.modelVersion, count));
+      const ev = await evaluate(now.modelVersion, final);
+      onEvent({ type: "done", accuracy: ev.accuracy, modelVersion: now.modelVersion });
       return;
     }
-    if (state.uploadedThisRound) {
+    if (now.uploadedThisRound) {
       onEvent({
         type: "status",
-        text: `Round ${state.round} of ${state.rounds}: update sent; waiting for other sites (${state.updatesThisRound} of ${state.minSites} in).`,
+        text: `Round ${now.round} of ${now.rounds}: update sent; waiting for other sites (${now.updatesThisRound} of ${now.minSites} in).`,
       });
-      await sleep(run.pollMs ?? 1000, signal);
+      await sleep(run.pollMs ?? 2000, signal);
       continue;
     }
-    const round = state.round;
-    onEvent({ type: "status", text: `Round ${round} of ${state.rounds}: downloading the global model…` });
-    const global = await client.model(federationId, round - 1, count);
+    const round = now.round;
+    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: downloading the global model…` });
+    const global = await read("the global model", () => client.model(federationId, round - 1, count));
     if (evaluatedVersion !== round - 1) {
       const ev = await evaluate(round - 1, global);
       onEvent({
@@ -107,12 +123,12 @@ export async function runFederation(run: FederationRun): Promise<void> {
       });
       evaluatedVersion = round - 1;
     }
-    onEvent({ type: "status", text: `Round ${round} of ${state.rounds}: training on this computer…` });
+    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: training on this computer…` });
     const onProgress = proxy((progress: TrainProgress) =>
-      onEvent({ type: "progress", round, rounds: state.rounds, progress }),
+      onEvent({ type: "progress", round, rounds: now.rounds, progress }),
     );
-    const out = await untilAborted(trainer.fit(global, run.datasetId, onProgress), signal);
-    const released = privatizeDelta(subtract(out.weights, global), plan.privacy);
+    const out = await call(trainer.fit(global, run.datasetId, onProgress));
+    const { released } = out;
     // Site sizes are not disclosed: the coordinator averages unweighted and gets numExamples = 0.
     const body = encodeVector({ kind: WireKind.update, round, numExamples: 0, values: released.delta });
     const row = await updateRound(db, federationId, round, {
@@ -126,27 +142,61 @@ export async function runFederation(run: FederationRun): Promise<void> {
       examplesPerSecond: out.metrics.examplesPerSecond,
     });
     onEvent({ type: "round", row });
-    onEvent({
-      type: "status",
-      text: `Round ${round} of ${state.rounds}: sending the clipped, noised update…`,
-    });
-    await uploadWithRetry(run, round, body);
-    onEvent({ type: "round", row: await updateRound(db, federationId, round, { uploadedAt: Date.now() }) });
+    // A round that closed while this site trained would discard the update: then nothing is sent.
+    if ((await state()).round !== round) {
+      onEvent({
+        type: "round",
+        row: await updateRound(db, federationId, round, { notSent: "round closed" }),
+      });
+      continue;
+    }
+    signal.throwIfAborted();
+    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: sending the clipped, noised update…` });
+    const accepted = await uploadWithRetry(client, run, round, body);
+    const patch = accepted ? { uploadedAt: Date.now() } : { notSent: "round closed" };
+    onEvent({ type: "round", row: await updateRound(db, federationId, round, patch) });
   }
 }
 
-/** Retries re-send the very same bytes (the same release); a conflict means the coordinator already has it. */
-async function uploadWithRetry(run: FederationRun, round: number, body: Uint8Array): Promise<void> {
-  const { client, enrollment, signal } = run;
+/** Retries a coordinator read through "try again" errors with backoff, telling the clinician. */
+async function withRetry<T>(what: string, get: () => Promise<T>, run: FederationRun): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
+      return await get();
+    } catch (e) {
+      if (!(e instanceof CoordinatorError) || e.kind !== "retry" || attempt >= 8) throw e;
+      const wait = Math.min(30_000, 1000 * 2 ** attempt);
+      run.onEvent({
+        type: "status",
+        text: `Could not fetch ${what}: ${e.message} Trying again in ${wait / 1000} s.`,
+      });
+      await sleep(wait, run.signal);
+    }
+  }
+}
+
+/**
+ * Retries re-send the very same bytes (the same release). A conflict means the coordinator already has it
+ * or the round moved on; returns whether the coordinator holds this site's update for the round.
+ */
+async function uploadWithRetry(
+  client: CoordinatorClient,
+  run: FederationRun,
+  round: number,
+  body: Uint8Array,
+): Promise<boolean> {
+  const { enrollment, signal } = run;
+  for (let attempt = 1; ; attempt++) {
+    signal.throwIfAborted();
+    try {
       await client.upload(enrollment.federationId, round, body);
-      return;
+      return true;
     } catch (e) {
       if (!(e instanceof CoordinatorError)) throw e;
       if (e.status === 409) {
         const state = await client.state(enrollment.federationId);
-        if (state.round !== round || state.uploadedThisRound) return; // round moved on, or ours is in
+        if (state.round === round && state.uploadedThisRound) return true;
+        if (state.round !== round) return false;
       }
       if (e.kind !== "retry" || attempt >= 5) throw e;
       await sleep(500 * 2 ** attempt, signal);

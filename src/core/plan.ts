@@ -49,7 +49,8 @@ export const planSchema = z
     privacy: z
       .object({
         clipNorm: z.number().positive().finite(),
-        noiseMultiplier: z.number().nonnegative().finite(),
+        // Zero would send the clipped delta without noise: no privacy at all, so a plan cannot ask for it.
+        noiseMultiplier: z.number().positive().finite(),
         delta: z.number().positive().lt(1),
       })
       .strict(),

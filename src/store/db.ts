@@ -77,6 +77,8 @@ export interface RoundRow {
   uploadedAt?: number;
   trainLoss?: number;
   examplesPerSecond?: number;
+  /** Why this round's release was not sent (the round closed before it was ready). */
+  notSent?: string;
 }
 
 export const SHARD_SIZE = 256;

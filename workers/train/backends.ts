@@ -4,8 +4,9 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import wasmUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url";
 import wasmSimdUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url";
 import wasmThreadedUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url";
+import { InputError } from "../../src/core/errors";
 import type { Plan } from "../../src/core/plan";
-import { buildModel } from "./model";
+import { buildModel, disposeModel } from "./model";
 
 export const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -60,9 +61,9 @@ async function activate(name: BackendName): Promise<void> {
   try {
     ok = await tf.setBackend(name);
   } catch (e) {
-    throw new Error(`${name} failed to start: ${(e as Error).message}`);
+    throw new InputError(`${name} failed to start: ${(e as Error).message}. Choose "auto" as the backend.`);
   }
-  if (!ok) throw new Error(`${name} is not available in this browser`);
+  if (!ok) throw new InputError(`${name} is not available in this browser. Choose "auto" as the backend.`);
   await tf.ready();
 }
 
@@ -88,7 +89,7 @@ async function measure(plan: Plan, budgetMs: number): Promise<number> {
     return (steps * n * 1000) / (performance.now() - start);
   } finally {
     tf.dispose([x, y]);
-    model.dispose();
+    disposeModel(model);
   }
 }
 
@@ -128,7 +129,7 @@ export async function chooseBackend(plan: Plan, preference: BackendPreference): 
   }
   const measured = measurements.filter((m) => m.examplesPerSecond !== undefined);
   if (measured.length === 0) {
-    throw new Error(`No training backend works in this browser: ${measurements.map(fmt).join("; ")}.`);
+    throw new InputError(`No training backend works in this browser: ${measurements.map(fmt).join("; ")}.`);
   }
   const best = measured.reduce((a, b) => ((b.examplesPerSecond ?? 0) > (a.examplesPerSecond ?? 0) ? b : a));
   await activate(best.backend);

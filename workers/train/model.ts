@@ -8,12 +8,29 @@ export async function buildModel(plan: Plan): Promise<tf.LayersModel> {
   const model = await tf.models.modelFromJSON({
     modelTopology: modelTopology(plan),
   } as unknown as tf.io.ModelJSON);
+  resetOptimizer(model, plan);
+  return model;
+}
+
+/**
+ * A fresh optimizer for every fit: Adam's moments from an earlier round must not carry over, so that a
+ * site's update depends only on the global weights and its data (Flower's fit(parameters, config)).
+ */
+export function resetOptimizer(model: tf.LayersModel, plan: Plan): void {
+  const old = model.optimizer as tf.Optimizer | undefined;
   const optimizer =
     plan.training.optimizer === "adam"
       ? tf.train.adam(plan.training.learningRate)
       : tf.train.sgd(plan.training.learningRate);
   model.compile({ optimizer, loss: "binaryCrossentropy" });
-  return model;
+  old?.dispose();
+}
+
+/** model.dispose() leaves an optimizer passed in as an instance alive (tfjs: isOptimizerOwned = false). */
+export function disposeModel(model: tf.LayersModel): void {
+  const optimizer = model.optimizer as tf.Optimizer | undefined;
+  model.dispose();
+  optimizer?.dispose();
 }
 
 /**

@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
+import { InputError } from "../../src/core/errors";
 import type { Plan } from "../../src/core/plan";
 import { CryptoRandom } from "../../src/core/random";
-import { readWeights, writeWeights } from "./model";
+import { readWeights, resetOptimizer, writeWeights } from "./model";
 
 /** Where examples come from: shards of many examples each, read one at a time (IndexedDB in the app). */
 export interface ExampleShard {
@@ -36,6 +37,16 @@ export interface EvaluateOutcome {
   numExamples: number;
 }
 
+/** A shard written for another plan (another feature count) must not be trained on as if it fit. */
+function checkWidth(shard: ExampleShard, dim: number): ExampleShard {
+  if (shard.x.length !== shard.count * dim || shard.y.length !== shard.count) {
+    throw new InputError(
+      `A stored shard holds ${shard.x.length / Math.max(1, shard.count)} features per example but the plan has ${dim}; import the file again.`,
+    );
+  }
+  return shard;
+}
+
 function shuffle<T>(items: T[], rng: CryptoRandom): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = rng.uniformInt(i + 1);
@@ -57,7 +68,7 @@ async function* batches(source: ShardSource, dim: number, batchSize: number, rng
   const by = new Float32Array(batchSize);
   let filled = 0;
   for (const index of order) {
-    const shard = await source.shard(index);
+    const shard = checkWidth(await source.shard(index), dim);
     const within = shuffle(
       Array.from({ length: shard.count }, (_, i) => i),
       rng,
@@ -81,14 +92,14 @@ export async function fit(
   global: Float32Array,
   source: ShardSource,
   onProgress: (p: TrainProgress) => void,
-  signal?: { aborted: boolean },
 ): Promise<FitOutcome> {
   writeWeights(model, plan, global);
+  resetOptimizer(model, plan);
   const dim = plan.features.length;
   const { epochs, batchSize } = plan.training;
   const numExamples = await source.count();
   if (numExamples === 0)
-    throw new Error("There are no training examples: import data before joining training.");
+    throw new InputError("There are no training examples: import data before joining training.");
   const batchesPerEpoch = Math.ceil(numExamples / batchSize);
   const rng = new CryptoRandom();
   const start = performance.now();
@@ -97,7 +108,6 @@ export async function fit(
   for (let epoch = 1; epoch <= epochs; epoch++) {
     let batch = 0;
     for await (const b of batches(source, dim, batchSize, rng)) {
-      if (signal?.aborted) throw new DOMException("Training was cancelled.", "AbortError");
       const x = tf.tensor2d(b.x, [b.n, dim]);
       const y = tf.tensor2d(b.y, [b.n, 1]);
       try {
@@ -137,11 +147,19 @@ export async function evaluate(
   let lossSum = 0;
   const shards = await source.shardCount();
   for (let index = 0; index < shards; index++) {
-    const shard = await source.shard(index);
+    const shard = checkWidth(await source.shard(index), dim);
     const x = tf.tensor2d(shard.x, [shard.count, dim]);
-    const p = model.predict(x) as tf.Tensor;
-    const probs = (await p.data()) as Float32Array;
-    tf.dispose([x, p]);
+    let probs: Float32Array;
+    try {
+      const p = model.predict(x) as tf.Tensor;
+      try {
+        probs = (await p.data()) as Float32Array;
+      } finally {
+        p.dispose();
+      }
+    } finally {
+      x.dispose();
+    }
     for (let i = 0; i < shard.count; i++) {
       const y = shard.y[i] as number;
       const q = Math.min(Math.max(probs[i] as number, 1e-7), 1 - 1e-7);
@@ -150,6 +168,6 @@ export async function evaluate(
     }
     n += shard.count;
   }
-  if (n === 0) throw new Error("There are no held-out examples to evaluate on: import more rows.");
+  if (n === 0) throw new InputError("There are no held-out examples to evaluate on: import more rows.");
   return { loss: lossSum / n, accuracy: correct / n, numExamples: n };
 }

@@ -1,3 +1,4 @@
+import { InputError } from "../errors";
 import { CryptoRandom } from "../random";
 import { l2Norm } from "../vector";
 import { clipToNorm } from "./clip";
@@ -47,7 +48,7 @@ export function privatizeDelta(
   const bad = delta.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) {
     // Releasing it would leak, without noise, that training diverged on this site's data.
-    throw new RangeError(
+    throw new InputError(
       `Local training diverged: weight ${bad} of the update is ${delta[bad]}. Nothing was sent; ` +
         "ask the federation to lower the plan's learning rate.",
     );

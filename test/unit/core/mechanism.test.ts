@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { InputError } from "../../../src/core/errors";
 import { clipToNorm } from "../../../src/core/privacy/clip";
 import { toDyadic } from "../../../src/core/privacy/discrete-gaussian";
 import {
@@ -227,7 +228,7 @@ describe("privatizeDelta clipping with rounding", () => {
       try {
         return privatizeDelta(delta, params, new CryptoRandom(seededFill(11))).delta.every(Number.isFinite);
       } catch (error) {
-        return error instanceof RangeError;
+        return error instanceof InputError;
       }
     });
 

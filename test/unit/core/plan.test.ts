@@ -73,6 +73,11 @@ describe("parsePlan", () => {
     },
     { what: "a zero clipNorm", path: "privacy.clipNorm", mutate: (p) => ((p.privacy as Json).clipNorm = 0) },
     {
+      what: "a zero noise multiplier (no noise at all)",
+      path: "privacy.noiseMultiplier",
+      mutate: (p) => ((p.privacy as Json).noiseMultiplier = 0),
+    },
+    {
       what: "a missing label.positive",
       path: "label.positive",
       mutate: (p) => delete (p.label as Json).positive,
