@@ -36,21 +36,26 @@ export function networkLog() {
       ),
     ),
   );
+  // Polling repeats the same request for hours: repeats fold into one row with a count.
+  let last: { key: string; row: HTMLElement; times: number } | undefined;
   const record = (e: AuditEntry) => {
     count++;
     sent += e.bytesSent;
     summary.textContent = `Network log: ${count} requests, ${sent} bytes sent in all`;
-    body.prepend(
-      h(
-        "tr",
-        {},
-        h("td", {}, new Date(e.at).toLocaleTimeString()),
-        h("td", { class: "hash" }, `${e.method} ${e.url}`),
-        h("td", {}, e.status || "no answer"),
-        h("td", {}, e.bytesSent),
-        h("td", {}, e.bytesReceived),
-      ),
+    const key = `${e.method} ${e.url} ${e.status} ${e.bytesSent}`;
+    const times = last?.key === key ? last.times + 1 : 1;
+    const row = h(
+      "tr",
+      {},
+      h("td", {}, new Date(e.at).toLocaleTimeString()),
+      h("td", { class: "hash" }, `${e.method} ${e.url}${times > 1 ? ` (×${times})` : ""}`),
+      h("td", {}, e.status || "no answer"),
+      h("td", {}, e.bytesSent),
+      h("td", {}, e.bytesReceived),
     );
+    if (last && times > 1) last.row.replaceWith(row);
+    else body.prepend(row);
+    last = { key, row, times };
   };
   return { element, record };
 }

@@ -37,6 +37,12 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
       message: "The coordinator could not handle this request; the error is in its log. Try again later.",
     };
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message =
+    (error as Partial<FastifyError>).code === "FST_ERR_CTP_INVALID_MEDIA_TYPE"
+      ? `${request.method} ${request.url} does not take Content-Type "${request.headers["content-type"] ?? "(none)"}": ` +
+        "send JSON as application/json and model updates as application/octet-stream."
+      : error instanceof Error
+        ? error.message
+        : String(error);
   return { statusCode, error: STATUS_CODES[statusCode] ?? "Client Error", message };
 }

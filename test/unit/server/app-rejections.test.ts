@@ -190,6 +190,14 @@ describe("coordinator app: rejections", () => {
     });
 
     expectError(response, 415, /application\/octet-stream/);
+
+    const textPlain = await app.inject({
+      method: "POST",
+      url: apiPaths.update(a.federationId, 1),
+      headers: { ...bearer(a.token), "content-type": "application/xml" },
+      payload: "<update/>",
+    });
+    expectError(textPlain, 415, /does not take Content-Type "application\/xml".*application\/octet-stream/);
   });
 
   it("answers 409 for a second upload of a site in the same round, and keeps the first", async () => {
