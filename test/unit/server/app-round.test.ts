@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tfjsModelJson } from "../../../src/core/model-format";
 import { apiPaths, type EnrollResponse, type FederationState } from "../../../src/core/protocol";
 import { decodeVector, WireKind } from "../../../src/core/wire";
 import type { Db } from "../../../src/server/db";
@@ -9,6 +8,7 @@ import { bytesToVector } from "../../../src/server/vector-bytes";
 import {
   bearer,
   federationWithSites,
+  fetchFinalModel,
   knownDelta,
   openTestDb,
   TEST_PARAMS,
@@ -127,14 +127,7 @@ describe("coordinator app: rounds", () => {
       });
     }
 
-    const modelJson = await app.inject({
-      url: apiPaths.finalModelJson(federation.id),
-      headers: bearer(a.token),
-    });
-    const weights = await app.inject({ url: apiPaths.finalWeights(federation.id), headers: bearer(b.token) });
-    expect(modelJson.statusCode).toBe(200);
-    expect(modelJson.json()).toEqual(tfjsModelJson(plan));
-    expect(weights.statusCode).toBe(200);
+    const { modelJson, weights } = await fetchFinalModel(app, plan, federation.id, a, b);
     expect(weights.headers["content-type"]).toBe("application/octet-stream");
     const manifest = modelJson.json().weightsManifest[0].weights as Array<{ shape: number[] }>;
     const declared = manifest.reduce((n, w) => n + w.shape.reduce((p, d) => p * d, 1), 0);

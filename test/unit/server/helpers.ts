@@ -1,10 +1,12 @@
 import type { FastifyInstance } from "fastify";
+import { expect } from "vitest";
+import { tfjsModelJson } from "../../../src/core/model-format";
 import { type Plan, parsePlan } from "../../../src/core/plan";
-import type { EnrollResponse } from "../../../src/core/protocol";
+import { apiPaths, type EnrollResponse } from "../../../src/core/protocol";
 import { encodeVector, WireKind } from "../../../src/core/wire";
 import { buildApp } from "../../../src/server/app";
 import { type Db, openPglite } from "../../../src/server/db";
-import { runMigrations } from "../../../src/server/migrations";
+import { migrations, runMigrations } from "../../../src/server/migrations";
 import type { Storage } from "../../../src/server/storage";
 
 /** 3 features, hidden [2]: 3*2 + 2 + 2*1 + 1 = 11 weights. */
@@ -77,4 +79,46 @@ export function upload(app: FastifyInstance, site: EnrollResponse, round: number
 export function knownDelta(seed: number): Float32Array {
   // Small enough to stay within maxReleasedNorm of the test plan for every seed the tests use.
   return Float32Array.from({ length: TEST_PARAMS }, (_, i) => 0.01 * seed * (i + 1) - 0.0037 * i * i);
+}
+
+/** On an empty database: every migration applies once, a second run applies none, the tables exist. */
+export async function expectMigrationsApplyOnce(db: Db): Promise<void> {
+  const first = await runMigrations(db);
+  const second = await runMigrations(db);
+  expect(first).toEqual(migrations.map((m) => m.version));
+  expect(second).toEqual([]);
+  const recorded = await db.query<{ version: number }>(
+    "SELECT version FROM schema_migrations ORDER BY version",
+  );
+  expect(recorded.map((r) => r.version)).toEqual(first);
+  const tables = await db.query<{ table_name: string }>(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
+  );
+  expect(tables.map((t) => t.table_name)).toEqual([
+    "federations",
+    "invites",
+    "models",
+    "schema_migrations",
+    "sites",
+    "updates",
+  ]);
+}
+
+/** Fetches the final model.json (as site a) and weights.bin (as site b) and checks both are served. */
+export async function fetchFinalModel(
+  app: FastifyInstance,
+  plan: Plan,
+  federationId: string,
+  a: EnrollResponse,
+  b: EnrollResponse,
+) {
+  const modelJson = await app.inject({
+    url: apiPaths.finalModelJson(federationId),
+    headers: bearer(a.token),
+  });
+  const weights = await app.inject({ url: apiPaths.finalWeights(federationId), headers: bearer(b.token) });
+  expect(modelJson.statusCode).toBe(200);
+  expect(modelJson.json()).toEqual(tfjsModelJson(plan));
+  expect(weights.statusCode).toBe(200);
+  return { modelJson, weights };
 }

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { openPglite } from "../../../src/server/db";
-import { migrations, runMigrations } from "../../../src/server/migrations";
+import { migrations } from "../../../src/server/migrations";
+import { expectMigrationsApplyOnce } from "./helpers";
 
 describe("runMigrations", () => {
   const opened: Array<{ close(): Promise<void> }> = [];
@@ -13,28 +14,8 @@ describe("runMigrations", () => {
     const db = await openPglite();
     opened.push(db);
 
-    // Execute
-    const first = await runMigrations(db);
-    const second = await runMigrations(db);
-
-    // Assert
-    expect(first).toEqual(migrations.map((m) => m.version));
-    expect(second).toEqual([]);
-    const recorded = await db.query<{ version: number }>(
-      "SELECT version FROM schema_migrations ORDER BY version",
-    );
-    expect(recorded.map((r) => r.version)).toEqual(first);
-    const tables = await db.query<{ table_name: string }>(
-      "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
-    );
-    expect(tables.map((t) => t.table_name)).toEqual([
-      "federations",
-      "invites",
-      "models",
-      "schema_migrations",
-      "sites",
-      "updates",
-    ]);
+    // Execute and assert
+    await expectMigrationsApplyOnce(db);
   });
 
   it("numbers migrations strictly increasing from 1", () => {

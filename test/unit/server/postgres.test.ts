@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tfjsModelJson } from "../../../src/core/model-format";
 import { apiPaths, type EnrollResponse, type UploadResponse } from "../../../src/core/protocol";
 import { decodeVector, WireKind } from "../../../src/core/wire";
 import { type Db, openPostgres } from "../../../src/server/db";
@@ -11,7 +10,9 @@ import { startTestPostgres, type TestPostgres } from "../../support/postgres";
 import {
   bearer,
   enroll,
+  expectMigrationsApplyOnce,
   federationWithSites,
+  fetchFinalModel,
   knownDelta,
   TEST_PARAMS,
   testApp,
@@ -87,26 +88,7 @@ describe("coordinator on PostgreSQL", () => {
   it("applies every migration once, and nothing on a second run", async () => {
     const db = await freshDb();
 
-    const first = await runMigrations(db);
-    const second = await runMigrations(db);
-
-    expect(first).toEqual(migrations.map((m) => m.version));
-    expect(second).toEqual([]);
-    const recorded = await db.query<{ version: number }>(
-      "SELECT version FROM schema_migrations ORDER BY version",
-    );
-    expect(recorded.map((r) => r.version)).toEqual(first);
-    const tables = await db.query<{ table_name: string }>(
-      "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
-    );
-    expect(tables.map((t) => t.table_name)).toEqual([
-      "federations",
-      "invites",
-      "models",
-      "schema_migrations",
-      "sites",
-      "updates",
-    ]);
+    await expectMigrationsApplyOnce(db);
   });
 
   it("lets coordinators that start at once on an empty database apply each migration exactly once", async () => {
@@ -189,14 +171,7 @@ describe("coordinator on PostgreSQL", () => {
     });
     const late = await upload(app, a, 3, updateBody(3, knownDelta(1)));
     expect(late.statusCode).toBe(409);
-    const modelJson = await app.inject({
-      url: apiPaths.finalModelJson(federation.id),
-      headers: bearer(a.token),
-    });
-    const weights = await app.inject({ url: apiPaths.finalWeights(federation.id), headers: bearer(b.token) });
-    expect(modelJson.statusCode).toBe(200);
-    expect(modelJson.json()).toEqual(tfjsModelJson(plan));
-    expect(weights.statusCode).toBe(200);
+    const { weights } = await fetchFinalModel(app, plan, federation.id, a, b);
     expect(bytesToVector(weights.rawPayload)).toEqual(global2);
     expect(await storage.getModelVersions(federation.id)).toEqual([0, 1, 2]);
   });
