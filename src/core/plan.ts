@@ -63,26 +63,21 @@ export const planSchema = z
   })
   .strict()
   .superRefine((plan, ctx) => {
-    const columns = new Set<string>();
-    const names = new Set<string>();
-    plan.features.forEach((f, i) => {
-      if (names.has(f.name)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["features", i, "name"],
-          message: `name "${f.name}" is used by two features`,
-        });
-      }
-      names.add(f.name);
-      if (columns.has(f.column)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["features", i, "column"],
-          message: `column "${f.column}" is used by two features`,
-        });
-      }
-      columns.add(f.column);
-    });
+    // A feature's name and its column must each be unique.
+    for (const key of ["name", "column"] as const) {
+      const seen = new Set<string>();
+      plan.features.forEach((f, i) => {
+        if (seen.has(f[key])) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["features", i, key],
+            message: `${key} "${f[key]}" is used by two features`,
+          });
+        }
+        seen.add(f[key]);
+      });
+    }
+    const columns = new Set(plan.features.map((f) => f.column));
     if (columns.has(plan.label.column)) {
       ctx.addIssue({
         code: "custom",
