@@ -7,21 +7,16 @@ import { planHash } from "../../../src/core/plan";
 import { apiPaths } from "../../../src/core/protocol";
 import type { Db } from "../../../src/server/db";
 import { Storage } from "../../../src/server/storage";
-import { bearer, federationWithSites, openTestDb, testApp, testPlan } from "./helpers";
+import { bearer, closeTestApp, federationWithSites, openTestApp, testApp, testPlan } from "./helpers";
 
 describe("coordinator app: enrolment, health, static files, errors", () => {
   let db: Db;
   let storage: Storage;
   let app: FastifyInstance;
   beforeAll(async () => {
-    db = await openTestDb();
-    storage = new Storage(db);
-    app = testApp(storage);
+    ({ db, storage, app } = await openTestApp());
   });
-  afterAll(async () => {
-    await app.close();
-    await db.close();
-  });
+  afterAll(() => closeTestApp({ app, db }));
 
   it("enrols a site with an invite and returns the plan, its hash and a token", async () => {
     const plan = testPlan();

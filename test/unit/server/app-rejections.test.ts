@@ -4,14 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiPaths, type EnrollResponse } from "../../../src/core/protocol";
 import { encodeVector, WireKind, wireByteLength } from "../../../src/core/wire";
 import type { Db } from "../../../src/server/db";
-import { Storage } from "../../../src/server/storage";
+import type { Storage } from "../../../src/server/storage";
 import {
   bearer,
+  closeTestApp,
   federationWithSites,
   knownDelta,
-  openTestDb,
+  openTestApp,
   TEST_PARAMS,
-  testApp,
   testPlan,
   updateBody,
   upload,
@@ -24,16 +24,11 @@ describe("coordinator app: rejections", () => {
   let a: EnrollResponse;
   let other: EnrollResponse;
   beforeAll(async () => {
-    db = await openTestDb();
-    storage = new Storage(db);
-    app = testApp(storage);
+    ({ db, storage, app } = await openTestApp());
     [a] = (await federationWithSites(app, storage)).sites as [EnrollResponse];
     [other] = (await federationWithSites(app, storage)).sites as [EnrollResponse];
   });
-  afterAll(async () => {
-    await app.close();
-    await db.close();
-  });
+  afterAll(() => closeTestApp({ app, db }));
 
   const expectError = (
     response: { statusCode: number; json(): unknown },

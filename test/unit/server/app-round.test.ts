@@ -3,16 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiPaths, type EnrollResponse, type FederationState } from "../../../src/core/protocol";
 import { decodeVector, WireKind } from "../../../src/core/wire";
 import type { Db } from "../../../src/server/db";
-import { Storage } from "../../../src/server/storage";
+import type { Storage } from "../../../src/server/storage";
 import { bytesToVector } from "../../../src/server/vector-bytes";
 import {
   bearer,
+  closeTestApp,
   federationWithSites,
   fetchFinalModel,
   knownDelta,
-  openTestDb,
+  openTestApp,
   TEST_PARAMS,
-  testApp,
   testPlan,
   updateBody,
   upload,
@@ -23,14 +23,9 @@ describe("coordinator app: rounds", () => {
   let storage: Storage;
   let app: FastifyInstance;
   beforeAll(async () => {
-    db = await openTestDb();
-    storage = new Storage(db);
-    app = testApp(storage);
+    ({ db, storage, app } = await openTestApp());
   });
-  afterAll(async () => {
-    await app.close();
-    await db.close();
-  });
+  afterAll(() => closeTestApp({ app, db }));
 
   async function state(site: EnrollResponse): Promise<FederationState> {
     const response = await app.inject({

@@ -7,7 +7,7 @@ import { encodeVector, WireKind } from "../../../src/core/wire";
 import { buildApp } from "../../../src/server/app";
 import { type Db, openPglite } from "../../../src/server/db";
 import { migrations, runMigrations } from "../../../src/server/migrations";
-import type { Storage } from "../../../src/server/storage";
+import { Storage } from "../../../src/server/storage";
 
 /** 3 features, hidden [2]: 3*2 + 2 + 2*1 + 1 = 11 weights. */
 export const TEST_PARAMS = 11;
@@ -36,6 +36,24 @@ export async function openTestDb(dir?: string): Promise<Db> {
 
 export function testApp(storage: Storage, appDir = "/nonexistent/fedward-dist"): FastifyInstance {
   return buildApp({ config: { appDir, corsOrigins: "*" }, storage });
+}
+
+export interface TestApp {
+  db: Db;
+  storage: Storage;
+  app: FastifyInstance;
+}
+
+/** A migrated PGlite database, storage over it and the app: what each route test file starts from. */
+export async function openTestApp(): Promise<TestApp> {
+  const db = await openTestDb();
+  const storage = new Storage(db);
+  return { db, storage, app: testApp(storage) };
+}
+
+export async function closeTestApp({ app, db }: Pick<TestApp, "app" | "db">): Promise<void> {
+  await app.close();
+  await db.close();
 }
 
 export function bearer(token: string): Record<string, string> {
