@@ -12,13 +12,13 @@ export interface ImportProgress {
   rowsRead: number;
 }
 
-let running: AbortController | undefined;
+let running = false;
 
 const api = {
   /**
    * Imports a CSV as the federation's dataset, replacing the previous one only once the new one is
-   * complete. Rejects with ImportError (the file's fault, message says what to fix), AbortError (after
-   * cancelImport) or Error (our bug or the browser store).
+   * complete. Rejects with ImportError (the file's fault, message says what to fix) or Error (our bug or
+   * the browser store). The page cancels by terminating the worker; the next import clears what was left.
    */
   async importCsv(
     file: File,
@@ -28,9 +28,8 @@ const api = {
     onProgress?: (p: ImportProgress) => void,
   ): Promise<ImportSummary> {
     if (!(file instanceof Blob)) throw new TypeError("importCsv needs a File; this is a bug in fedward.");
-    if (running) throw new Error("An import is already running in this tab. Wait for it or cancel it first.");
-    const controller = new AbortController();
-    running = controller;
+    if (running) throw new Error("An import is already running in this tab. Wait for it to finish.");
+    running = true;
     try {
       const meta = {
         federationId,
@@ -41,19 +40,13 @@ const api = {
       };
       const row = await importDataset(openDb(), meta, (sink) =>
         parseCsv(file, plan, sink, {
-          signal: controller.signal,
           onProgress: (bytesRead, totalBytes, rowsRead) => onProgress?.({ bytesRead, totalBytes, rowsRead }),
         }),
       );
       return toSummary(row);
     } finally {
-      running = undefined;
+      running = false;
     }
-  },
-
-  /** Stops the running import gracefully: it rejects with an AbortError and the previous dataset stays. */
-  cancelImport(): void {
-    running?.abort();
   },
 };
 

@@ -1,6 +1,7 @@
 import { proxy, type Remote } from "comlink";
 import type { ImportSummary, ImportWorkerApi } from "../../workers/import.worker";
 import type { WorkerBridge } from "../client/bridges";
+import { getCompleteDataset } from "../store/datasets";
 import type { EnrollmentRow, FedwardDb } from "../store/db";
 import { h } from "./dom";
 
@@ -73,10 +74,8 @@ export async function dataSection(
   const out = h("div");
   const progress = h("p", { class: "muted", "data-testid": "import-progress" });
   const labels = enrollment.plan.label;
-  const existing = (await db.datasets.where("federationId").equals(enrollment.federationId).toArray()).find(
-    (d) => d.status === "complete" && d.planHash === enrollment.planHash,
-  );
-  if (existing) {
+  const existing = await getCompleteDataset(db, enrollment.federationId);
+  if (existing?.planHash === enrollment.planHash) {
     state.datasetId = existing.id;
     out.replaceChildren(summaryView(existing, labels));
   }

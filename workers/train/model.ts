@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { modelTopology } from "../../src/core/model-format";
-import { type Plan, weightShapes } from "../../src/core/plan";
-import { concat } from "../../src/core/vector";
+import { type Plan, paramCount, weightShapes } from "../../src/core/plan";
+import { concat, splitByShapes } from "../../src/core/vector";
 
 /** Builds the plan's model from the same topology JSON the coordinator publishes, and compiles it. */
 export async function buildModel(plan: Plan): Promise<tf.LayersModel> {
@@ -43,18 +43,13 @@ export async function readWeights(model: tf.LayersModel): Promise<Float32Array> 
 }
 
 export function writeWeights(model: tf.LayersModel, plan: Plan, flat: Float32Array): void {
-  const shapes = weightShapes(plan);
-  let offset = 0;
-  const tensors = shapes.map((shape) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const t = tf.tensor(flat.slice(offset, offset + size), shape, "float32");
-    offset += size;
-    return t;
-  });
-  if (offset !== flat.length) {
-    tf.dispose(tensors);
-    throw new RangeError(`The global model has ${flat.length} weights; the plan's model needs ${offset}.`);
+  const needed = paramCount(plan);
+  if (flat.length !== needed) {
+    throw new RangeError(`The global model has ${flat.length} weights; the plan's model needs ${needed}.`);
   }
+  const shapes = weightShapes(plan);
+  // Copies: a backend may keep the array it was given, and `flat` belongs to the caller.
+  const tensors = splitByShapes(flat, shapes).map((part, i) => tf.tensor(part.slice(), shapes[i], "float32"));
   model.setWeights(tensors);
   tf.dispose(tensors);
 }

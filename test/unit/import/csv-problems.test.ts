@@ -2,8 +2,8 @@
 // browser e2e. It must load before Dexie so Dexie finds it.
 import "fake-indexeddb/auto";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { getCompleteDataset } from "../../../src/store/datasets";
 import { ImportError } from "../../../workers/import/parser";
-import { getCompleteDataset } from "../../../workers/import/read-shards";
 import { everythingStored, FakeFileReader, freshDb, importText, smallPlan, storedSplit } from "./support";
 
 afterEach(() => vi.unstubAllGlobals());

@@ -2,8 +2,8 @@
 // browser e2e. It must load before Dexie so Dexie finds it.
 import "fake-indexeddb/auto";
 import { describe, expect, it } from "vitest";
+import { getCompleteDataset } from "../../../src/store/datasets";
 import { isHoldout } from "../../../workers/import/holdout";
-import { getCompleteDataset } from "../../../workers/import/read-shards";
 import { demoCsv, demoPlan, freshDb, importText, storedSplit } from "./support";
 
 /** The demo file read naively (it has no quotes): the test's own reading, independent of the importer. */

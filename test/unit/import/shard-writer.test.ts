@@ -2,9 +2,10 @@
 // browser e2e. It must load before Dexie so Dexie finds it.
 import "fake-indexeddb/auto";
 import { describe, expect, it } from "vitest";
+import { getCompleteDataset } from "../../../src/store/datasets";
 import { type FedwardDb, MAX_PROBLEMS, SHARD_SIZE } from "../../../src/store/db";
 import type { ExampleSink } from "../../../workers/import/parser";
-import { getCompleteDataset, readShards } from "../../../workers/import/read-shards";
+import { readShards } from "../../../workers/import/read-shards";
 import { importDataset } from "../../../workers/import/shard-writer";
 import { demoCsv, demoPlan, everythingStored, freshDb, importText } from "./support";
 
