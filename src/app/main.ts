@@ -14,7 +14,8 @@ import { planView } from "./plan-view";
 const db = openDb();
 const root = document.getElementById("app") as HTMLElement;
 const params = new URLSearchParams(location.search);
-const BACKENDS = ["auto", "webgpu", "webgl", "wasm", "cpu"];
+// The worker's list cannot be imported as a value here (page code takes only types from workers/).
+const BACKENDS: BackendPreference[] = ["auto", "webgpu", "webgl", "wasm", "cpu"];
 const backendParam = params.get("backend") ?? "auto";
 const log = networkLog();
 
