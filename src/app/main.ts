@@ -4,12 +4,15 @@ import { CoordinatorClient, CoordinatorError } from "../client/coordinator";
 import { runFederation } from "../client/federation";
 import { INPUT_ERROR_NAMES } from "../core/errors";
 import { parsePlan, planHash } from "../core/plan";
+import { exactGaussianEpsilon } from "../core/privacy/accounting";
 import type { RoundRow } from "../store/db";
 import { openDb } from "../store/db";
+import { releasesOf } from "../store/ledger";
 import { type DataSectionState, dataSection } from "./data-view";
 import { fmt, h, pct } from "./dom";
 import { networkLog } from "./network-log";
 import { planView } from "./plan-view";
+import { privacyView } from "./privacy-view";
 
 const db = openDb();
 const root = document.getElementById("app") as HTMLElement;
@@ -157,6 +160,15 @@ async function boot(): Promise<void> {
   for (const row of await db.rounds.where("federationId").equals(enrollment.federationId).sortBy("round")) {
     showRound(row);
   }
+  const privacy = privacyView(enrollment.plan);
+  const ledger = await releasesOf(db, enrollment.federationId);
+  privacy.show(
+    exactGaussianEpsilon(
+      ledger.map((r) => r.noiseMultiplier),
+      enrollment.plan.privacy.delta,
+    ),
+    ledger,
+  );
 
   let controller: AbortController | undefined;
   joinButton.addEventListener("click", async () => {
@@ -189,7 +201,12 @@ async function boot(): Promise<void> {
             bar.value = ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches);
             progressLine.textContent = `Round ${e.round}/${e.rounds} · epoch ${p.epoch}/${p.epochs} · batch ${p.batch}/${p.batches} · loss ${fmt(p.loss)} · ${Math.round(p.examplesPerSecond)} examples/s`;
           } else if (e.type === "round") showRound(e.row);
-          else if (e.type === "done") {
+          else if (e.type === "privacy") privacy.show(e.spent, e.releases);
+          else if (e.type === "stopped") {
+            status.textContent = e.text;
+            status.dataset.state = "stopped";
+            privacy.stopped(e.text);
+          } else if (e.type === "done") {
             status.textContent = `Training finished: the final model (after ${e.modelVersion} rounds) scores ${pct(e.accuracy)} on this site's held-out data.`;
             status.dataset.state = "done";
             status.dataset.accuracy = String(e.accuracy);
@@ -279,6 +296,7 @@ async function boot(): Promise<void> {
       ),
       finalArea,
     ),
+    privacy.element,
     log.element,
   );
 }

@@ -1,4 +1,6 @@
 import type { Plan } from "../core/plan";
+import { formatEpsilon, planPrivacy } from "../core/privacy/budget";
+import { noiseStd } from "../core/privacy/mechanism";
 import { h } from "./dom";
 
 /** The plan in plain words: what is trained, on what, and what leaves this computer. */
@@ -34,9 +36,30 @@ export function planView(plan: Plan, hash: string): HTMLElement {
     h(
       "dd",
       {},
-      `Only the change to the model's weights, clipped to length ${p.clipNorm} and blurred with random noise (noise multiplier ${p.noiseMultiplier}, δ = ${p.delta}). No patient record, no row count.`,
+      `Only the change to the model's weights, clipped to length C = ${p.clipNorm} and blurred with random noise of standard deviation σ = ${noiseStd(p).toPrecision(4)} per weight (noise multiplier z = ${p.noiseMultiplier}). No patient record, no row count.`,
     ),
+    h("dt", {}, "Privacy guarantee"),
+    h("dd", { "data-testid": "plan-privacy" }, privacyText(plan)),
     h("dt", {}, "Plan SHA-256"),
     h("dd", { class: "hash", "data-testid": "plan-hash" }, hash),
+  );
+}
+
+/**
+ * The guarantee in words. Patient-level for this site's own uploads: two versions of the site's data that
+ * differ in one patient can give clipped updates anywhere in the ball of radius C, so one patient moves an
+ * upload by at most 2C and the noise is scaled to that (src/core/privacy/mechanism.ts).
+ */
+function privacyText(plan: Plan): string {
+  const p = plan.privacy;
+  const { epsilonAllRounds, roundsWithinBudget } = planPrivacy(plan);
+  const fits =
+    roundsWithinBudget >= plan.rounds
+      ? `within this site's budget of ε = ${formatEpsilon(p.epsilonBudget)}`
+      : `over this site's budget of ε = ${formatEpsilon(p.epsilonBudget)}: this site will take part in at most ${roundsWithinBudget} of them`;
+  return (
+    `Per patient, for everything this site sends: one patient can change an update by at most 2C = ${2 * p.clipNorm}. ` +
+    `All ${plan.rounds} rounds together spend at most ε = ${formatEpsilon(epsilonAllRounds)} at δ = ${p.delta}, ${fits}. ` +
+    "Smaller ε is more private; above about 10 the guarantee is weak."
   );
 }

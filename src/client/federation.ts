@@ -3,9 +3,12 @@ import type { BackendChoice, BackendPreference } from "../../workers/train/backe
 import type { TrainProgress } from "../../workers/train/trainer";
 import type { TrainWorkerApi } from "../../workers/train.worker";
 import { paramCount } from "../core/plan";
+import { exactGaussianEpsilon } from "../core/privacy/accounting";
+import { checkBudget, formatEpsilon, refusalText } from "../core/privacy/budget";
 import { sha256Hex } from "../core/sha256";
 import { encodeVector, WireKind } from "../core/wire";
-import type { EnrollmentRow, FedwardDb, RoundRow } from "../store/db";
+import type { EnrollmentRow, FedwardDb, ReleaseRow, RoundRow } from "../store/db";
+import { recordRelease, releaseFor, releasesOf, settleRelease } from "../store/ledger";
 import type { WorkerBridge } from "./bridges";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator";
 
@@ -14,6 +17,10 @@ export type FederationEvent =
   | { type: "backend"; choice: BackendChoice }
   | { type: "progress"; round: number; rounds: number; progress: TrainProgress }
   | { type: "round"; row: RoundRow }
+  /** The site's privacy books: epsilon spent by its releases so far against the plan's budget. */
+  | { type: "privacy"; spent: number; budget: number; delta: number; releases: ReleaseRow[] }
+  /** The site stopped taking part (its privacy budget would run out); the text says why in plain words. */
+  | { type: "stopped"; text: string }
   | { type: "done"; accuracy: number; modelVersion: number };
 
 export interface FederationRun {
@@ -51,10 +58,25 @@ async function updateRound(db: FedwardDb, federationId: string, round: number, p
   return row;
 }
 
+/** Tells the page what the ledger holds: every release so far and the epsilon they spent together. */
+async function reportPrivacy(db: FedwardDb, enrollment: EnrollmentRow, onEvent: FederationRun["onEvent"]) {
+  const releases = await releasesOf(db, enrollment.federationId);
+  const { delta, epsilonBudget } = enrollment.plan.privacy;
+  const spent = exactGaussianEpsilon(
+    releases.map((r) => r.noiseMultiplier),
+    delta,
+  );
+  onEvent({ type: "privacy", spent, budget: epsilonBudget, delta, releases });
+  return releases;
+}
+
 /**
  * The site's side of a federation, round after round: download the global model, evaluate it on the local
- * held-out split, train locally and release a clipped, noised delta (in the worker, src/core/privacy),
- * record what leaves, upload it. Returns when the coordinator says the federation is done.
+ * held-out split, check the privacy budget, train locally and release a clipped, noised delta (in the
+ * worker, src/core/privacy), write the release to the ledger, then upload it. A round that already has a
+ * release in the ledger (after a failed upload or a reload) sends exactly those bytes again and is never
+ * trained twice. Returns when the coordinator says the federation is done, or when this site's budget would
+ * run out.
  */
 export async function runFederation(run: FederationRun): Promise<void> {
   const { enrollment, db, onEvent, signal } = run;
@@ -70,6 +92,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
   onEvent({ type: "status", text: "Choosing the fastest training backend on this computer…" });
   const choice = await call(trainer.init(plan, run.backend));
   onEvent({ type: "backend", choice });
+  await reportPrivacy(db, enrollment, onEvent);
 
   const evaluate = async (version: number, weights: Float32Array) => {
     const ev = await call(trainer.evaluate(weights, run.datasetId));
@@ -105,6 +128,12 @@ export async function runFederation(run: FederationRun): Promise<void> {
       return;
     }
     if (now.uploadedThisRound) {
+      const mine = await releaseFor(db, federationId, now.round);
+      if (mine && mine.sentAt === undefined) {
+        // The acknowledgement was lost (or the page reloaded); the coordinator says it holds the update.
+        await settleRelease(db, federationId, now.round, { sentAt: Date.now() });
+        await reportPrivacy(db, enrollment, onEvent);
+      }
       onEvent({
         type: "status",
         text: `Round ${now.round} of ${now.rounds}: update sent; waiting for other sites (${now.updatesThisRound} of ${now.minSites} in).`,
@@ -113,48 +142,111 @@ export async function runFederation(run: FederationRun): Promise<void> {
       continue;
     }
     const round = now.round;
-    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: downloading the global model…` });
+    let release = await releaseFor(db, federationId, round);
+    if (release) {
+      onEvent({
+        type: "status",
+        text: `Round ${round} of ${now.rounds}: sending again the update this site released for this round (the same bytes, no new noise)…`,
+      });
+    } else {
+      const past = await reportPrivacy(db, enrollment, onEvent);
+      const check = checkBudget(
+        plan.privacy,
+        past.map((r) => r.noiseMultiplier),
+      );
+      if (!check.allowed) {
+        const text = refusalText(check, round);
+        const notSent = `privacy budget (ε would reach ${formatEpsilon(check.after)} > ${formatEpsilon(check.budget)})`;
+        onEvent({ type: "round", row: await updateRound(db, federationId, round, { notSent }) });
+        onEvent({ type: "stopped", text });
+        return;
+      }
+      release = await trainAndRelease(run, round, now.rounds, evaluatedVersion !== round - 1, check.after);
+      evaluatedVersion = round - 1;
+      if (!release) continue;
+      await reportPrivacy(db, enrollment, onEvent);
+    }
+    signal.throwIfAborted();
+    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: sending the clipped, noised update…` });
+    const accepted = await uploadWithRetry(client, run, round, release.body);
+    const at = Date.now();
+    await settleRelease(db, federationId, round, accepted ? { sentAt: at } : { refused: "round closed" });
+    const patch = accepted ? { uploadedAt: at } : { notSent: "round closed" };
+    onEvent({ type: "round", row: await updateRound(db, federationId, round, patch) });
+    await reportPrivacy(db, enrollment, onEvent);
+  }
+
+  /**
+   * One round's local work: evaluate the global model (once per version), train, privatize (in the worker),
+   * and write the release to the ledger before anything is sent. Returns undefined when the round closed
+   * during training: then the release never leaves and is not recorded (its noise is thrown away).
+   */
+  async function trainAndRelease(
+    run: FederationRun,
+    round: number,
+    rounds: number,
+    evaluateFirst: boolean,
+    epsilonAfter: number,
+  ): Promise<ReleaseRow | undefined> {
+    onEvent({ type: "status", text: `Round ${round} of ${rounds}: downloading the global model…` });
     const global = await read("the global model", () => client.model(federationId, round - 1, count));
-    if (evaluatedVersion !== round - 1) {
+    if (evaluateFirst) {
       const ev = await evaluate(round - 1, global);
       onEvent({
         type: "round",
         row: await updateRound(db, federationId, round, { accuracyBefore: ev.accuracy, lossBefore: ev.loss }),
       });
-      evaluatedVersion = round - 1;
     }
-    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: training on this computer…` });
+    onEvent({ type: "status", text: `Round ${round} of ${rounds}: training on this computer…` });
     const onProgress = proxy((progress: TrainProgress) =>
-      onEvent({ type: "progress", round, rounds: now.rounds, progress }),
+      onEvent({ type: "progress", round, rounds, progress }),
     );
     const out = await call(trainer.fit(global, run.datasetId, onProgress));
     const { released } = out;
     // Site sizes are not disclosed: the coordinator averages unweighted and gets numExamples = 0.
     const body = encodeVector({ kind: WireKind.update, round, numExamples: 0, values: released.delta });
-    const row = await updateRound(db, federationId, round, {
-      backend: choice.backend,
-      uploadedBytes: body.length,
-      preClipNorm: released.preClipNorm,
-      postClipNorm: released.postClipNorm,
-      sigma: released.sigma,
-      uploadSha256: await sha256Hex(body),
-      trainLoss: out.metrics.loss,
-      examplesPerSecond: out.metrics.examplesPerSecond,
+    const sha256 = await sha256Hex(body);
+    onEvent({
+      type: "round",
+      row: await updateRound(db, federationId, round, {
+        backend: choice.backend,
+        uploadedBytes: body.length,
+        preClipNorm: released.preClipNorm,
+        postClipNorm: released.postClipNorm,
+        sigma: released.sigma,
+        uploadSha256: sha256,
+        trainLoss: out.metrics.loss,
+        examplesPerSecond: out.metrics.examplesPerSecond,
+      }),
     });
-    onEvent({ type: "round", row });
     // A round that closed while this site trained would discard the update: then nothing is sent.
     if ((await state()).round !== round) {
       onEvent({
         type: "round",
         row: await updateRound(db, federationId, round, { notSent: "round closed" }),
       });
-      continue;
+      return undefined;
     }
     signal.throwIfAborted();
-    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: sending the clipped, noised update…` });
-    const accepted = await uploadWithRetry(client, run, round, body);
-    const patch = accepted ? { uploadedAt: Date.now() } : { notSent: "round closed" };
-    onEvent({ type: "round", row: await updateRound(db, federationId, round, patch) });
+    const release: ReleaseRow = {
+      federationId,
+      round,
+      planHash: enrollment.planHash,
+      noiseMultiplier: plan.privacy.noiseMultiplier,
+      clipNorm: released.clipNorm,
+      sigma: released.sigma,
+      grid: released.grid,
+      delta: plan.privacy.delta,
+      epsilonAfter,
+      preClipNorm: released.preClipNorm,
+      postClipNorm: released.postClipNorm,
+      body,
+      bytes: body.length,
+      sha256,
+      createdAt: Date.now(),
+    };
+    await recordRelease(db, release);
+    return release;
   }
 }
 

@@ -52,6 +52,9 @@ export const planSchema = z
         // Zero would send the clipped delta without noise: no privacy at all, so a plan cannot ask for it.
         noiseMultiplier: z.number().positive().finite(),
         delta: z.number().positive().lt(1),
+        // Each site stops taking part before its own releases in this federation would spend more than
+        // this, at the plan's delta (src/core/privacy/budget.ts).
+        epsilonBudget: z.number().positive().finite(),
       })
       .strict(),
     evaluation: z

@@ -81,6 +81,36 @@ export interface RoundRow {
   notSent?: string;
 }
 
+/**
+ * The privacy ledger: one row per release, written before its bytes leave, and kept. The bytes themselves
+ * are kept so that any retry of the round, even after a reload, sends exactly this release again and never
+ * draws fresh noise (two noisy copies of one round's update would cost twice).
+ */
+export interface ReleaseRow {
+  federationId: string;
+  round: number;
+  planHash: string;
+  /** The plan's noise multiplier z, clip norm C, noise std sigma = 2zC and the power-of-two grid. */
+  noiseMultiplier: number;
+  clipNorm: number;
+  sigma: number;
+  grid: number;
+  delta: number;
+  /** epsilon of all this site's releases in this federation up to and including this one, at delta. */
+  epsilonAfter: number;
+  /** Norms at the site; the pre-clip norm never leaves (it depends on the data beyond the clipped delta). */
+  preClipNorm: number;
+  postClipNorm: number;
+  /** Exactly what is uploaded (wire format), its size and SHA-256. */
+  body: Uint8Array;
+  bytes: number;
+  sha256: string;
+  createdAt: number;
+  /** When the coordinator acknowledged it; "round closed" when it refused it because the round moved on. */
+  sentAt?: number;
+  refused?: string;
+}
+
 export const SHARD_SIZE = 256;
 export const MAX_PROBLEMS = 200;
 
@@ -89,6 +119,7 @@ export class FedwardDb extends Dexie {
   datasets!: EntityTable<DatasetRow, "id">;
   shards!: EntityTable<ShardRow, "id">;
   rounds!: Dexie.Table<RoundRow, [string, number]>;
+  releases!: Dexie.Table<ReleaseRow, [string, number]>;
 
   constructor(name = "fedward") {
     super(name);
@@ -98,6 +129,7 @@ export class FedwardDb extends Dexie {
       shards: "++id, [datasetId+split+index], datasetId",
       rounds: "[federationId+round], federationId",
     });
+    this.version(2).stores({ releases: "[federationId+round], federationId" });
   }
 }
 

@@ -4,7 +4,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchSite, type Site } from "./browser";
 import { freshCoordinator } from "./coordinator";
-import { downloadFinalModel, enrollAndImport, pooled, trainUntilDone } from "./site-page";
+import { downloadFinalModel, enrollAndImport, ledgerOnPage, pooled, trainUntilDone } from "./site-page";
 
 /**
  * The whole product, for real: the coordinator (Fastify + PGlite) on a loopback port, two Chromium
@@ -45,6 +45,16 @@ describe("federation end to end", () => {
       `e2e federated: sites=2 rounds=3 backend=${results[0]?.backend} accuracy_before=${before.toFixed(4)} accuracy_after=${after.toFixed(4)}`,
     );
     for (const r of results) expect(r.backend).toBe("webgpu");
+    // Each site's ledger shows its 3 releases, the very bytes it uploaded, and the epsilon they spent.
+    for (const page of pages) {
+      const ledger = await ledgerOnPage(page);
+      expect(ledger.rows.map((r) => r.round)).toEqual([1, 2, 3]);
+      expect(ledger.rows.map((r) => r.sha256)).toEqual(ledger.uploadShas);
+      expect(ledger.rows.every((r) => r.outcome === "accepted")).toBe(true);
+      expect(ledger.spent).toBeCloseTo(4118.37426, 3); // mu = sqrt(3) / 0.02 at delta = 1e-5
+      expect(ledger.spent).toBe(ledger.rows[2]?.epsilonAfter);
+      expect(ledger.stored).toEqual(ledger.rows.map((r) => ({ round: r.round, sha256: r.sha256 })));
+    }
     expect(after).toBeGreaterThan(0.9);
     expect(after).toBeGreaterThan(before);
     // The final model downloads from the page in TF.js format and holds the coordinator's last weights.

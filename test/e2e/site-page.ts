@@ -27,12 +27,14 @@ export async function trainUntilDone(page: Page, holdout: number, timeoutMs: num
   await page.waitForFunction(
     () => {
       const s = document.querySelector("[data-testid=status]")?.getAttribute("data-state");
-      return s === "done" || s === "error";
+      return s === "done" || s === "error" || s === "stopped";
     },
     undefined,
     { timeout: timeoutMs, polling: 250 },
   );
-  if ((await status.getAttribute("data-state")) === "error") {
+  const state = await status.getAttribute("data-state");
+  if (state === "stopped") throw new Error(`The site stopped taking part: ${await status.textContent()}`);
+  if (state === "error") {
     const error = await page.locator(".error").allTextContents();
     throw new Error(`The site stopped with an error: ${error.join(" ")}`);
   }
@@ -68,4 +70,53 @@ export async function downloadFinalModel(page: Page): Promise<[string, string]> 
   await page.getByTestId("download").click();
   await both;
   return [saved["model.json"] as string, saved["weights.bin"] as string];
+}
+
+export interface LedgerOnPage {
+  spent: number;
+  rows: { round: number; epsilonAfter: number; sha256: string; outcome: string }[];
+  /** The SHA-256 of each upload as the rounds table shows it (rounds with an upload). */
+  uploadShas: string[];
+  /** What the page's IndexedDB ledger holds, read with the raw IndexedDB API. */
+  stored: { round: number; sha256: string }[];
+}
+
+/** The privacy section as the clinician sees it, and the ledger rows in the browser's IndexedDB. */
+export async function ledgerOnPage(page: Page): Promise<LedgerOnPage> {
+  const spent = Number(await page.getByTestId("privacy-spent").getAttribute("data-spent"));
+  const rows = await page.locator("[data-testid=ledger] tbody tr").evaluateAll((trs) =>
+    trs.map((tr) => {
+      const el = tr as HTMLElement;
+      return {
+        round: Number(el.dataset.round),
+        epsilonAfter: Number(el.dataset.epsilonAfter),
+        sha256: el.dataset.sha256 ?? "",
+        outcome: el.lastElementChild?.textContent ?? "",
+      };
+    }),
+  );
+  const uploadShas = await page
+    .locator("[data-testid=rounds] tbody td.hash")
+    .evaluateAll((tds) => tds.map((td) => td.getAttribute("title") ?? "").filter((t) => t !== ""));
+  const stored = await page.evaluate(
+    () =>
+      new Promise<{ round: number; sha256: string }[]>((done, fail) => {
+        const open = indexedDB.open("fedward");
+        open.onerror = () => fail(open.error);
+        open.onsuccess = () => {
+          const all = open.result.transaction("releases").objectStore("releases").getAll();
+          all.onerror = () => fail(all.error);
+          all.onsuccess = () => {
+            done(
+              (all.result as { round: number; sha256: string }[]).map((r) => ({
+                round: r.round,
+                sha256: r.sha256,
+              })),
+            );
+            open.result.close();
+          };
+        };
+      }),
+  );
+  return { spent, rows, uploadShas, stored };
 }

@@ -7,18 +7,16 @@ import {
   toDyadic,
 } from "../../../src/core/privacy/discrete-gaussian";
 import { CryptoRandom } from "../../../src/core/random";
-import { chiSquareSurvival, chiSquareTest, countValues, meanAndVariance, seededFill } from "./support";
+import {
+  chiSquareSurvival,
+  chiSquareTest,
+  countValues,
+  discreteGaussianPmf,
+  meanAndVariance,
+  seededFill,
+} from "./support";
 
 const DRAWS = 200000;
-
-/** Exact pmf of N_Z(0, sigma^2): exp(-x^2 / (2 sigma^2)) / sum over all integers y of exp(-y^2 / (2 sigma^2)). */
-function discreteGaussianPmf(sigma: number): (x: number) => number {
-  const weight = (x: number) => Math.exp(-(x * x) / (2 * sigma * sigma));
-  const reach = Math.ceil(40 * sigma); // beyond 40 sigma every term is below 1e-300
-  let normaliser = weight(0);
-  for (let y = reach; y >= 1; y--) normaliser += 2 * weight(y);
-  return (x) => weight(x) / normaliser;
-}
 
 function draw(rng: CryptoRandom, num: bigint, den: bigint, n: number): number[] {
   return Array.from({ length: n }, () => Number(discreteGaussian(rng, num, den)));

@@ -47,7 +47,7 @@ describe("parsePlan", () => {
     expect(plan.id).toBe("wdbc-demo");
     expect(plan.features).toHaveLength(30);
     expect(plan.model.hidden).toEqual([8]);
-    expect(plan.privacy).toEqual({ clipNorm: 2, noiseMultiplier: 0.02, delta: 1e-5 });
+    expect(plan.privacy).toEqual({ clipNorm: 2, noiseMultiplier: 0.02, delta: 1e-5, epsilonBudget: 5000 });
     expect(plan.label).toEqual({ column: "diagnosis", positive: "malignant", negative: "benign" });
   });
 
@@ -76,6 +76,16 @@ describe("parsePlan", () => {
       what: "a zero noise multiplier (no noise at all)",
       path: "privacy.noiseMultiplier",
       mutate: (p) => ((p.privacy as Json).noiseMultiplier = 0),
+    },
+    {
+      what: "no privacy budget",
+      path: "privacy.epsilonBudget",
+      mutate: (p) => delete (p.privacy as Json).epsilonBudget,
+    },
+    {
+      what: "an infinite privacy budget",
+      path: "privacy.epsilonBudget",
+      mutate: (p) => ((p.privacy as Json).epsilonBudget = Number.POSITIVE_INFINITY),
     },
     {
       what: "a missing label.positive",

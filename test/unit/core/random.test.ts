@@ -11,7 +11,7 @@ afterEach(() => {
 });
 
 describe("CryptoRandom byte handling", () => {
-  it("reads big-endian uint32s from the byte source and asks for blocks of exactly 65536 bytes", () => {
+  it("reads uint32s as whole words of the byte source (little-endian) and asks for blocks of exactly 65536 bytes", () => {
     // Prepare
     const { fill, requests } = scriptedFill([0x12, 0x34, 0x56, 0x78, 0xff, 0xff, 0xff, 0xfe]);
     const rng = new CryptoRandom(fill);
@@ -21,8 +21,8 @@ describe("CryptoRandom byte handling", () => {
     const second = rng.uint32();
 
     // Assert
-    expect(first).toBe(0x12345678);
-    expect(second).toBe(0xfffffffe);
+    expect(first).toBe(0x78563412);
+    expect(second).toBe(0xfeffffff);
     expect(requests).toEqual([65536]);
   });
 
@@ -59,7 +59,7 @@ describe("uniformInt", () => {
 
   it("accepts 0xFFFFFFFE for n = 3, the largest unbiased value", () => {
     // Prepare
-    const { fill } = scriptedFill([0xff, 0xff, 0xff, 0xfe, 0x00, 0x00, 0x00, 0x07]);
+    const { fill } = scriptedFill([0xfe, 0xff, 0xff, 0xff, 0x07, 0x00, 0x00, 0x00]);
     const rng = new CryptoRandom(fill);
 
     // Execute
@@ -70,8 +70,8 @@ describe("uniformInt", () => {
   });
 
   it("rejects everything from n up for n = 2^31 + 1, where almost half the range is biased", () => {
-    // Prepare: limit = 2^32 - (2^32 mod n) = 2^31 + 1
-    const { fill } = scriptedFill([0x80, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00]);
+    // Prepare: limit = 2^32 - (2^32 mod n) = 2^31 + 1; words 0x80000001, 0xffffffff, 0x80000000 (little-endian)
+    const { fill } = scriptedFill([0x01, 0x00, 0x00, 0x80, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x80]);
     const rng = new CryptoRandom(fill);
 
     // Execute

@@ -178,3 +178,12 @@ export function meanAndVariance(values: ArrayLike<number>): { mean: number; vari
   for (let i = 0; i < values.length; i++) squares += ((values[i] as number) - mean) ** 2;
   return { mean, variance: squares / (values.length - 1) };
 }
+
+/** Exact pmf of N_Z(0, sigma^2): exp(-x^2 / (2 sigma^2)) / sum over all integers y of exp(-y^2 / (2 sigma^2)). */
+export function discreteGaussianPmf(sigma: number): (x: number) => number {
+  const weight = (x: number) => Math.exp(-(x * x) / (2 * sigma * sigma));
+  const reach = Math.ceil(40 * sigma); // beyond 40 sigma every term is below 1e-300
+  let normaliser = weight(0);
+  for (let y = reach; y >= 1; y--) normaliser += 2 * weight(y);
+  return (x) => weight(x) / normaliser;
+}

@@ -20,7 +20,7 @@ export function testPlan(overrides: Partial<Plan> = {}): Plan {
     label: { column: "y", positive: "yes", negative: "no" },
     model: { type: "mlp", hidden: [2], activation: "relu" },
     training: { epochs: 1, batchSize: 8, optimizer: "sgd", learningRate: 0.1 },
-    privacy: { clipNorm: 1, noiseMultiplier: 0.5, delta: 1e-5 },
+    privacy: { clipNorm: 1, noiseMultiplier: 0.5, delta: 1e-5, epsilonBudget: 100 },
     rounds: 2,
     minSites: 2,
     ...overrides,

@@ -17,7 +17,7 @@ const plan: Plan = parsePlan({
   label: { column: "y", positive: "yes", negative: "no" },
   model: { type: "mlp", hidden: [4], activation: "tanh" },
   training: { epochs: 3, batchSize: 16, optimizer: "adam", learningRate: 0.05 },
-  privacy: { clipNorm: 1, noiseMultiplier: 0.5, delta: 1e-5 },
+  privacy: { clipNorm: 1, noiseMultiplier: 0.5, delta: 1e-5, epsilonBudget: 100 },
   rounds: 1,
   minSites: 1,
 });

@@ -1,0 +1,183 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+// ".js", which resolves to fedward.ts: without an extension Vite would pick the bin shim fedward.mjs first.
+import { runFedwardCli } from "../../src/cli/fedward.js";
+import { formatNumber, runPrivacyCli } from "../../src/cli/privacy";
+import {
+  exactGaussianEpsilon,
+  noiseMultiplierForEpsilon,
+  rdpEpsilon,
+} from "../../src/core/privacy/accounting";
+
+const base = ["--rounds", "1", "--delta", "1e-5"];
+
+/** key=value lines as a map of numbers. */
+function values(stdout: string): Record<string, number> {
+  return Object.fromEntries(
+    stdout
+      .trim()
+      .split("\n")
+      .map((line) => {
+        const [key, value] = line.split("=");
+        return [key, Number(value)];
+      }),
+  );
+}
+
+describe("fedward privacy with --noise-multiplier", () => {
+  it("prints the exact and the RDP epsilon without sampling", () => {
+    const result = runPrivacyCli(["--noise-multiplier", "1", ...base]);
+    expect(result).toEqual({
+      code: 0,
+      stdout: "epsilon_exact=4.377178096\nepsilon_rdp=4.728507067\n",
+      stderr: "",
+    });
+  });
+
+  it("counts rounds times steps per round as releases", () => {
+    const perRound = runPrivacyCli([
+      "--noise-multiplier",
+      "10",
+      "--rounds",
+      "20",
+      "--steps-per-round",
+      "5",
+      "--delta",
+      "1e-5",
+    ]);
+    const flat = runPrivacyCli(["--noise-multiplier", "10", "--rounds", "100", "--delta", "1e-5"]);
+    expect(perRound.stdout).toBe(flat.stdout);
+    // 100 releases at z = 10 are one at z = 1.
+    expect(values(flat.stdout).epsilon_exact).toBeCloseTo(4.377178096, 8);
+  });
+
+  it("prints only the RDP epsilon under Poisson sampling", () => {
+    const result = runPrivacyCli([
+      "--noise-multiplier",
+      "1.5",
+      "--rounds",
+      "90",
+      "--steps-per-round",
+      "25",
+      "--delta",
+      "1e-5",
+      "--sampling-rate",
+      "0.04",
+    ]);
+    const want = rdpEpsilon({ samplingRate: 0.04, noiseMultiplier: 1.5, steps: 2250, delta: 1e-5 });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`epsilon_rdp=${formatNumber(want)}\n`);
+  });
+
+  it("treats --sampling-rate 1 as no sampling", () => {
+    const result = runPrivacyCli(["--noise-multiplier", "1", ...base, "--sampling-rate", "1"]);
+    expect(Object.keys(values(result.stdout))).toEqual(["epsilon_exact", "epsilon_rdp"]);
+  });
+});
+
+describe("fedward privacy with --target-epsilon", () => {
+  it("prints the smallest exact noise multiplier without sampling", () => {
+    const result = runPrivacyCli(["--target-epsilon", "1", "--rounds", "100", "--delta", "1e-5"]);
+    const z = values(result.stdout).noise_multiplier as number;
+    expect(result.code).toBe(0);
+    expect(z).toBe(noiseMultiplierForEpsilon({ targetEpsilon: 1, steps: 100, delta: 1e-5 }));
+    expect(exactGaussianEpsilon(new Array<number>(100).fill(z), 1e-5)).toBeLessThanOrEqual(1);
+  });
+
+  it("calibrates by RDP under sampling", () => {
+    const argv = ["--target-epsilon", "8", "--rounds", "2250", "--delta", "1e-5", "--sampling-rate", "0.04"];
+    const z = values(runPrivacyCli(argv).stdout).noise_multiplier as number;
+    expect(
+      rdpEpsilon({ samplingRate: 0.04, noiseMultiplier: z, steps: 2250, delta: 1e-5 }),
+    ).toBeLessThanOrEqual(8);
+    expect(z).toBeCloseTo(1.415874, 6);
+  });
+});
+
+describe("fedward privacy usage errors", () => {
+  const bad: [string, string[], RegExp][] = [
+    ["missing --rounds", ["--noise-multiplier", "1", "--delta", "1e-5"], /--rounds is required/],
+    ["missing --delta", ["--noise-multiplier", "1", "--rounds", "3"], /--delta is required/],
+    ["neither z nor target", base, /exactly one of --noise-multiplier/],
+    ["both z and target", ["--noise-multiplier", "1", "--target-epsilon", "2", ...base], /exactly one/],
+    ["z = 0", ["--noise-multiplier", "0", ...base], /--noise-multiplier must be a number above 0.*got "0"/],
+    ["z not a number", ["--noise-multiplier", "lots", ...base], /--noise-multiplier must be/],
+    [
+      "delta = 1",
+      ["--noise-multiplier", "1", "--rounds", "1", "--delta", "1"],
+      /--delta must be a number between 0 and 1/,
+    ],
+    [
+      "fractional rounds",
+      ["--noise-multiplier", "1", "--rounds", "2.5", "--delta", "1e-5"],
+      /--rounds must be a whole/,
+    ],
+    [
+      "steps per round 0",
+      ["--noise-multiplier", "1", ...base, "--steps-per-round", "0"],
+      /--steps-per-round must be/,
+    ],
+    [
+      "sampling rate 0",
+      ["--noise-multiplier", "1", ...base, "--sampling-rate", "0"],
+      /--sampling-rate must be/,
+    ],
+    ["empty delta", ["--noise-multiplier", "1", "--rounds", "1", "--delta="], /--delta must be/],
+    ["unknown flag", ["--noise", "1", ...base], /Unknown option '--noise'/],
+    ["flag without value", ["--noise-multiplier", "1", "--rounds", "1", "--delta"], /--delta/],
+    ["positional", ["1", ...base], /positional/],
+  ];
+
+  it.each(bad)("rejects %s with exit code 2 and a message naming the flag", (_, argv, message) => {
+    const result = runPrivacyCli(argv);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).toMatch(/fedward privacy --help/);
+  });
+
+  it("prints its usage on --help", () => {
+    const result = runPrivacyCli(["--help"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/--target-epsilon E/);
+  });
+});
+
+describe("fedward", () => {
+  it("dispatches privacy", () => {
+    expect(runFedwardCli(["privacy", "--noise-multiplier", "1", ...base])).toEqual(
+      runPrivacyCli(["--noise-multiplier", "1", ...base]),
+    );
+  });
+
+  it("prints usage on --help (exit 0) and without a command (exit 2)", () => {
+    expect(runFedwardCli(["--help"])).toMatchObject({ code: 0, stdout: expect.stringMatching(/Commands:/) });
+    expect(runFedwardCli([])).toMatchObject({ code: 2, stdout: "", stderr: expect.stringMatching(/Usage:/) });
+  });
+
+  it("rejects an unknown command with exit code 2", () => {
+    const result = runFedwardCli(["budget"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/unknown command "budget"/);
+    expect(runFedwardCli(["toString"]).code).toBe(2);
+  });
+
+  it("runs as a real process through the bin shim", () => {
+    const stdout = execFileSync(
+      process.execPath,
+      [
+        fileURLToPath(new URL("../../src/cli/fedward.mjs", import.meta.url)),
+        "privacy",
+        "--noise-multiplier",
+        "1",
+        "--rounds",
+        "1",
+        "--delta",
+        "1e-5",
+      ],
+      { encoding: "utf8" },
+    );
+    expect(stdout).toMatch(/^epsilon_exact=4\.377\d*\nepsilon_rdp=4\.728\d*\n$/);
+  });
+});

@@ -1,0 +1,244 @@
+// In this unit test, fake-indexeddb stands in for the browser's IndexedDB and a fake training worker (core's
+// real mechanism on a made-up delta, no tfjs) stands in for workers/train.worker.ts; the coordinator is the
+// real one (Fastify, PGlite) on a loopback port, reached with Node's fetch. test/e2e covers the browser.
+import "fake-indexeddb/auto";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { WorkerBridge } from "../../../src/client/bridges";
+import { CoordinatorClient } from "../../../src/client/coordinator";
+import { type FederationEvent, runFederation } from "../../../src/client/federation";
+import { type Plan, paramCount, planHash } from "../../../src/core/plan";
+import { exactGaussianEpsilon } from "../../../src/core/privacy/accounting";
+import { privatizeDelta } from "../../../src/core/privacy/mechanism";
+import { sha256Hex } from "../../../src/core/sha256";
+import { type EnrollmentRow, type FedwardDb, openDb } from "../../../src/store/db";
+import type { TrainWorkerApi } from "../../../workers/train.worker";
+import { closeTestApp, openTestApp, type TestApp, testPlan } from "../server/helpers";
+
+let server: TestApp;
+let baseUrl: string;
+let db: FedwardDb;
+const realFetch = globalThis.fetch;
+
+beforeEach(async () => {
+  server = await openTestApp();
+  baseUrl = await server.app.listen({ port: 0, host: "127.0.0.1" });
+  db = openDb(`fedward-test-${crypto.randomUUID()}`);
+});
+
+afterEach(async () => {
+  vi.unstubAllGlobals();
+  db.close();
+  await closeTestApp(server);
+});
+
+/** A federation of one site (minSites 1) and that site's enrollment, as the page stores it. */
+async function enrolledSite(plan: Plan): Promise<EnrollmentRow> {
+  const { invites } = await server.storage.createFederation(plan, ["Site A"]);
+  const res = await new CoordinatorClient(baseUrl).enroll(invites[0]?.code as string);
+  const enrollment: EnrollmentRow = {
+    federationId: res.federationId,
+    coordinatorUrl: baseUrl,
+    siteId: res.siteId,
+    siteLabel: res.siteLabel,
+    token: res.token,
+    plan,
+    planHash: await planHash(plan),
+    enrolledAt: Date.now(),
+  };
+  await db.enrollments.put(enrollment);
+  return enrollment;
+}
+
+/** The fake training worker: each fit releases core's mechanism applied to a fixed made-up delta. */
+function fakeTrainer(plan: Plan) {
+  const fits: number[] = [];
+  const api = {
+    init: async () => ({ backend: "cpu", reason: "fake trainer of a unit test", measured: [] }),
+    evaluate: async () => ({ accuracy: 0.5, loss: 0.7, numExamples: 10 }),
+    fit: async (global: Float32Array) => {
+      fits.push(global.length);
+      const delta = new Float32Array(global.length).fill(0.01);
+      return {
+        numExamples: 10,
+        metrics: { loss: 0.5, examplesPerSecond: 1000 },
+        released: privatizeDelta(delta, plan.privacy),
+      };
+    },
+  };
+  const bridge = { api, guard: <T>(work: Promise<T>) => work } as unknown as WorkerBridge<TrainWorkerApi>;
+  return { bridge, fits };
+}
+
+interface Upload {
+  round: number;
+  body: Uint8Array;
+  /** The ledger's row for the round at the moment the request left. */
+  ledgerSha256: string | undefined;
+}
+
+/** Watches update uploads on their way out; `failFirst` makes the first one fail like a dropped network. */
+function watchUploads(options: { failFirst?: "network" | "abort"; abort?: AbortController } = {}) {
+  const uploads: Upload[] = [];
+  let failed = false;
+  vi.stubGlobal("fetch", async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = String(input);
+    const match = /\/rounds\/(\d+)\/update$/.exec(url);
+    if (match && init?.method === "POST") {
+      const round = Number(match[1]);
+      const body = new Uint8Array(init.body as Uint8Array);
+      const federationId = decodeURIComponent(url.split("/federations/")[1]?.split("/")[0] ?? "");
+      const row = await db.releases.get([federationId, round]);
+      uploads.push({ round, body, ledgerSha256: row?.sha256 });
+      if (options.failFirst && !failed) {
+        failed = true;
+        if (options.failFirst === "abort") {
+          options.abort?.abort(new DOMException("The page was closed.", "AbortError"));
+          throw new DOMException("The page was closed.", "AbortError");
+        }
+        throw new TypeError("fetch failed (connection reset)");
+      }
+    }
+    return realFetch(input, init);
+  });
+  return uploads;
+}
+
+function run(enrollment: EnrollmentRow, bridge: WorkerBridge<TrainWorkerApi>, signal: AbortSignal) {
+  const events: FederationEvent[] = [];
+  const done = runFederation({
+    enrollment,
+    datasetId: "unused-by-the-fake-trainer",
+    client: new CoordinatorClient(baseUrl, enrollment.token),
+    trainer: bridge,
+    db,
+    backend: "cpu",
+    onEvent: (e) => events.push(e),
+    signal,
+    pollMs: 20,
+  });
+  return { done, events };
+}
+
+describe("the site's privacy ledger", () => {
+  it("holds every release, with its epsilon, before its bytes leave, and the coordinator gets those bytes", async () => {
+    // Prepare
+    const plan = testPlan({ minSites: 1, rounds: 3 });
+    const enrollment = await enrolledSite(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const uploads = watchUploads();
+
+    // Execute
+    await run(enrollment, bridge, new AbortController().signal).done;
+
+    // Assert
+    const ledger = await db.releases.where("federationId").equals(enrollment.federationId).sortBy("round");
+    expect(ledger.map((r) => r.round)).toEqual([1, 2, 3]);
+    expect(fits).toHaveLength(3);
+    expect(uploads).toHaveLength(3);
+    for (const [i, upload] of uploads.entries()) {
+      const row = ledger[i];
+      expect(upload.ledgerSha256).toBe(row?.sha256);
+      expect(await sha256Hex(upload.body)).toBe(row?.sha256);
+      expect(row?.sentAt).toBeGreaterThan(0);
+      expect(row?.epsilonAfter).toBe(exactGaussianEpsilon(new Array(i + 1).fill(0.5), 1e-5));
+      expect(row).toMatchObject({
+        noiseMultiplier: 0.5,
+        clipNorm: 1,
+        sigma: 1,
+        delta: 1e-5,
+        bytes: upload.body.length,
+      });
+      expect(row?.planHash).toBe(enrollment.planHash);
+    }
+    expect(paramCount(plan) * 4 + 20).toBe(uploads[0]?.body.length);
+  });
+
+  it("re-sends the very same bytes when an upload fails on the network", async () => {
+    // Prepare
+    const plan = testPlan({ minSites: 1, rounds: 1 });
+    const enrollment = await enrolledSite(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const uploads = watchUploads({ failFirst: "network" });
+
+    // Execute
+    await run(enrollment, bridge, new AbortController().signal).done;
+
+    // Assert
+    expect(fits).toHaveLength(1);
+    expect(uploads).toHaveLength(2);
+    expect(uploads[1]?.body).toEqual(uploads[0]?.body);
+    expect(await db.releases.count()).toBe(1);
+  });
+
+  it("after the page is closed mid-upload, sends the recorded release again and never trains that round twice", async () => {
+    // Prepare: the first run's upload dies with the page; the second run is the page opened again
+    const plan = testPlan({ minSites: 1, rounds: 1 });
+    const enrollment = await enrolledSite(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const closing = new AbortController();
+    const uploads = watchUploads({ failFirst: "abort", abort: closing });
+    const first = run(enrollment, bridge, closing.signal);
+    await expect(first.done).rejects.toThrow(/closed/);
+    const recorded = await db.releases.get([enrollment.federationId, 1]);
+
+    // Execute
+    const second = run(enrollment, bridge, new AbortController().signal);
+    await second.done;
+
+    // Assert
+    expect(fits).toHaveLength(1);
+    expect(uploads).toHaveLength(2);
+    expect(uploads[1]?.body).toEqual(uploads[0]?.body);
+    expect(await sha256Hex(uploads[1]?.body as Uint8Array)).toBe(recorded?.sha256);
+    expect((await db.releases.get([enrollment.federationId, 1]))?.sentAt).toBeGreaterThan(0);
+    expect(second.events.some((e) => e.type === "done")).toBe(true);
+  });
+});
+
+describe("the site's privacy budget", () => {
+  it("stops taking part, and says so, before a round that would spend more than the budget", async () => {
+    // Prepare: z = 0.5 gives epsilon 9.997 after one release and 15.46 after two (delta 1e-5); budget 12
+    const plan = testPlan({ minSites: 1, rounds: 3 });
+    plan.privacy.epsilonBudget = 12;
+    const enrollment = await enrolledSite(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const uploads = watchUploads();
+
+    // Execute
+    const { done, events } = run(enrollment, bridge, new AbortController().signal);
+    await done;
+
+    // Assert
+    expect(fits).toHaveLength(1);
+    expect(uploads.map((u) => u.round)).toEqual([1]);
+    expect(await db.releases.count()).toBe(1);
+    const stopped = events.find((e) => e.type === "stopped");
+    expect(stopped?.type === "stopped" && stopped.text).toMatch(
+      /does not take part in round 2: its privacy budget would run out\. .*ε = 9\.\d+; .* ε = 15\.\d+, over the plan's budget of ε = 12\.00/,
+    );
+    const round2 = await db.rounds.get([enrollment.federationId, 2]);
+    expect(round2?.notSent).toMatch(/^privacy budget \(ε would reach 15\.\d+ > 12\.00\)$/);
+    const state = await new CoordinatorClient(baseUrl, enrollment.token).state(enrollment.federationId);
+    expect(state.round).toBe(2);
+    expect(state.uploadedThisRound).toBe(false);
+  });
+
+  it("refuses at once when a single round is over the budget, and nothing leaves", async () => {
+    // Prepare
+    const plan = testPlan({ minSites: 1, rounds: 2 });
+    plan.privacy.epsilonBudget = 1;
+    const enrollment = await enrolledSite(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const uploads = watchUploads();
+
+    // Execute
+    const { done, events } = run(enrollment, bridge, new AbortController().signal);
+    await done;
+
+    // Assert
+    expect(fits).toHaveLength(0);
+    expect(uploads).toHaveLength(0);
+    expect(await db.releases.count()).toBe(0);
+    expect(events.some((e) => e.type === "stopped")).toBe(true);
+  });
+});
