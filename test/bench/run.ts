@@ -3,7 +3,10 @@
  * noisy: compare medians and ratios, not single runs). Browser training throughput per backend is measured
  * by the app itself (workers/train/backends.ts) and printed by the e2e auto-backend test.
  */
+import { discreteGaussianTable, sampleDiscreteGaussian } from "../../src/core/privacy/cdt";
+import { discreteGaussian } from "../../src/core/privacy/discrete-gaussian";
 import { privatizeDelta } from "../../src/core/privacy/mechanism";
+import { CryptoRandom } from "../../src/core/random";
 import { FedAvgUnweighted } from "../../src/core/strategy";
 import { decodeVector, encodeVector, WireKind } from "../../src/core/wire";
 
@@ -35,6 +38,24 @@ for (const n of [257, 100_000]) {
   const ms = time(5, () => privatizeDelta(v, privacy));
   console.log(
     `bench privatize n=${n}: median ${ms.toFixed(1)} ms, ${Math.round((n / ms) * 1000)} noise samples/s`,
+  );
+}
+
+// The two discrete Gaussian samplers alone, at the mechanism's scale (s = sigma / grid = 1536.5).
+{
+  const rng = new CryptoRandom();
+  const table = discreteGaussianTable(3073n * 3073n, 4n);
+  const out = new Int32Array(1_000_000);
+  const tableMs = time(7, () => sampleDiscreteGaussian(table, rng, out));
+  const exactDraws = 20_000;
+  const exactMs = time(3, () => {
+    for (let i = 0; i < exactDraws; i++) discreteGaussian(rng, 3073n * 3073n, 4n);
+  });
+  const tableRate = (out.length / tableMs) * 1000;
+  const exactRate = (exactDraws / exactMs) * 1000;
+  console.log(
+    `bench discrete Gaussian s=1536.5: table ${Math.round(tableRate)} samples/s, exact (CKS rejection) ` +
+      `${Math.round(exactRate)} samples/s, ratio ${(tableRate / exactRate).toFixed(1)}`,
   );
 }
 
