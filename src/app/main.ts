@@ -4,10 +4,9 @@ import { CoordinatorClient, CoordinatorError } from "../client/coordinator";
 import { runFederation } from "../client/federation";
 import { INPUT_ERROR_NAMES } from "../core/errors";
 import { parsePlan, planHash } from "../core/plan";
-import { exactGaussianEpsilon } from "../core/privacy/accounting";
 import type { RoundRow } from "../store/db";
 import { openDb } from "../store/db";
-import { releasesOf } from "../store/ledger";
+import { ledgerOf } from "../store/ledger";
 import { type DataSectionState, dataSection } from "./data-view";
 import { fmt, h, pct } from "./dom";
 import { networkLog } from "./network-log";
@@ -161,14 +160,8 @@ async function boot(): Promise<void> {
     showRound(row);
   }
   const privacy = privacyView(enrollment.plan);
-  const ledger = await releasesOf(db, enrollment.federationId);
-  privacy.show(
-    exactGaussianEpsilon(
-      ledger.map((r) => r.noiseMultiplier),
-      enrollment.plan.privacy.delta,
-    ),
-    ledger,
-  );
+  const ledger = await ledgerOf(db, enrollment.federationId, enrollment.plan.privacy.delta);
+  privacy.show(ledger.spent, ledger.releases);
 
   let controller: AbortController | undefined;
   joinButton.addEventListener("click", async () => {

@@ -3,12 +3,11 @@ import type { BackendChoice, BackendPreference } from "../../workers/train/backe
 import type { TrainProgress } from "../../workers/train/trainer";
 import type { TrainWorkerApi } from "../../workers/train.worker";
 import { paramCount } from "../core/plan";
-import { exactGaussianEpsilon } from "../core/privacy/accounting";
 import { checkBudget, formatEpsilon, refusalText } from "../core/privacy/budget";
 import { sha256Hex } from "../core/sha256";
 import { encodeVector, WireKind } from "../core/wire";
 import type { EnrollmentRow, FedwardDb, ReleaseRow, RoundRow } from "../store/db";
-import { recordRelease, releaseFor, releasesOf, settleRelease } from "../store/ledger";
+import { ledgerOf, recordRelease, releaseFor, settleRelease } from "../store/ledger";
 import type { WorkerBridge } from "./bridges";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator";
 
@@ -60,12 +59,8 @@ async function updateRound(db: FedwardDb, federationId: string, round: number, p
 
 /** Tells the page what the ledger holds: every release so far and the epsilon they spent together. */
 async function reportPrivacy(db: FedwardDb, enrollment: EnrollmentRow, onEvent: FederationRun["onEvent"]) {
-  const releases = await releasesOf(db, enrollment.federationId);
   const { delta, epsilonBudget } = enrollment.plan.privacy;
-  const spent = exactGaussianEpsilon(
-    releases.map((r) => r.noiseMultiplier),
-    delta,
-  );
+  const { releases, spent } = await ledgerOf(db, enrollment.federationId, delta);
   onEvent({ type: "privacy", spent, budget: epsilonBudget, delta, releases });
   return releases;
 }
@@ -168,6 +163,15 @@ export async function runFederation(run: FederationRun): Promise<void> {
     }
     signal.throwIfAborted();
     onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: sending the clipped, noised update…` });
+    if (!release.body) {
+      // Accepted before, so its bytes were dropped; a fresh release would spend the budget a second time.
+      throw new CoordinatorError(
+        `The coordinator accepted this site's update for round ${round} on ${new Date(release.sentAt ?? 0).toISOString()} ` +
+          "but no longer counts it. Nothing new is sent for this round; ask the federation's admin.",
+        200,
+        "input",
+      );
+    }
     const accepted = await uploadWithRetry(client, run, round, release.body);
     const at = Date.now();
     await settleRelease(db, federationId, round, accepted ? { sentAt: at } : { refused: "round closed" });

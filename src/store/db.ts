@@ -83,8 +83,8 @@ export interface RoundRow {
 
 /**
  * The privacy ledger: one row per release, written before its bytes leave, and kept. The bytes themselves
- * are kept so that any retry of the round, even after a reload, sends exactly this release again and never
- * draws fresh noise (two noisy copies of one round's update would cost twice).
+ * are kept until the coordinator accepts them, so that any retry of the round, even after a reload, sends
+ * exactly this release again and never draws fresh noise (two noisy copies of one round would cost twice).
  */
 export interface ReleaseRow {
   federationId: string;
@@ -101,8 +101,8 @@ export interface ReleaseRow {
   /** Norms at the site; the pre-clip norm never leaves (it depends on the data beyond the clipped delta). */
   preClipNorm: number;
   postClipNorm: number;
-  /** Exactly what is uploaded (wire format), its size and SHA-256. */
-  body: Uint8Array;
+  /** Exactly what is uploaded (wire format), its size and SHA-256; the bytes are dropped once accepted. */
+  body?: Uint8Array;
   bytes: number;
   sha256: string;
   createdAt: number;

@@ -140,6 +140,7 @@ describe("the site's privacy ledger", () => {
       expect(upload.ledgerSha256).toBe(row?.sha256);
       expect(await sha256Hex(upload.body)).toBe(row?.sha256);
       expect(row?.sentAt).toBeGreaterThan(0);
+      expect(row?.body).toBeUndefined(); // accepted: only its size and SHA-256 stay
       expect(row?.epsilonAfter).toBe(exactGaussianEpsilon(new Array(i + 1).fill(0.5), 1e-5));
       expect(row).toMatchObject({
         noiseMultiplier: 0.5,
