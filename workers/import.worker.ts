@@ -1,5 +1,5 @@
 import { expose } from "comlink";
-import type { Plan } from "../src/core/plan";
+import { inputWidth, type Plan } from "../src/core/plan";
 import { openDb } from "../src/store/db";
 import { importCsv as parseCsv } from "./import/csv";
 import { type ImportSummary, importDataset, toSummary } from "./import/shard-writer";
@@ -35,7 +35,7 @@ const api = {
         federationId,
         planHash,
         fileName: file.name,
-        numFeatures: plan.features.length,
+        numFeatures: inputWidth(plan),
         holdoutFraction: plan.evaluation.holdoutFraction,
       };
       const row = await importDataset(openDb(), meta, (sink) =>

@@ -22,6 +22,7 @@ function summaryView(s: ImportSummary, labels: { positive: string; negative: str
       {},
       `${s.fileName}: ${total} examples imported (${s.numTrain} for training, ${s.numHoldout} held out for evaluation) from ${s.rowsRead} rows; ${s.rowsSkipped} rows skipped.`,
     ),
+    imputedLine(s.imputed),
     h(
       "p",
       {},
@@ -142,4 +143,17 @@ export async function dataSection(
     if (f) void run(f);
   });
   return h("section", {}, h("h2", {}, "Data"), drop, progress, out);
+}
+
+/** Missing values the plan's rules filled in, per feature, so the clinician sees how much was guessed. */
+function imputedLine(imputed: Record<string, number> | undefined): HTMLElement | null {
+  const entries = Object.entries(imputed ?? {}).filter(([, n]) => n > 0);
+  if (entries.length === 0) return null;
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  const each = entries.map(([name, n]) => `${name} ${n}`).join(", ");
+  return h(
+    "p",
+    { "data-testid": "imputed", "data-imputed": String(total) },
+    `${total} missing value${total === 1 ? "" : "s"} filled in by the plan's rules (${each}).`,
+  );
 }

@@ -19,7 +19,7 @@ export function planView(plan: Plan, hash: string): HTMLElement {
     h(
       "dd",
       {},
-      `${plan.features.length} numeric columns (${plan.features
+      `${plan.features.length} columns, ${plan.features.filter((f) => f.type === "category").length} of them categories (${plan.features
         .slice(0, 4)
         .map((f) => f.column)
         .join(", ")}${plan.features.length > 4 ? ", …" : ""})`,

@@ -5,4 +5,4 @@
 import { tsImport } from "tsx/esm/api";
 
 const { main } = await tsImport("./fedward.ts", import.meta.url);
-main(process.argv.slice(2));
+await main(process.argv.slice(2));

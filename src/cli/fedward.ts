@@ -1,3 +1,4 @@
+import { runInspectCli } from "./inspect";
 import { type CliResult, runPrivacyCli, USAGE_ERROR } from "./privacy";
 
 /**
@@ -8,16 +9,18 @@ export const USAGE = `Usage: fedward <command> [options]
 
 Commands:
   privacy    epsilon of a federation's Gaussian noise, or the noise multiplier for a target epsilon
+  inspect    a dry run of a site's import: what a plan would read from these files
 
 Run "fedward <command> --help" for a command's options.
 `;
 
-const COMMANDS: Record<string, (argv: string[]) => CliResult> = {
+const COMMANDS: Record<string, (argv: string[]) => CliResult | Promise<CliResult>> = {
   privacy: runPrivacyCli,
+  inspect: runInspectCli,
 };
 
 /** Runs `fedward` on its arguments (without node and the script). */
-export function runFedwardCli(argv: string[]): CliResult {
+export async function runFedwardCli(argv: string[]): Promise<CliResult> {
   const [command, ...rest] = argv;
   if (command === undefined) return { code: USAGE_ERROR, stdout: "", stderr: USAGE };
   if (command === "--help" || command === "-h" || command === "help")
@@ -34,8 +37,8 @@ export function runFedwardCli(argv: string[]): CliResult {
 }
 
 /** The process entry (src/cli/fedward.mjs calls it): prints the result and sets the exit code. */
-export function main(argv: string[] = process.argv.slice(2)): void {
-  const { code, stdout, stderr } = runFedwardCli(argv);
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  const { code, stdout, stderr } = await runFedwardCli(argv);
   if (stdout) process.stdout.write(stdout);
   if (stderr) process.stderr.write(stderr);
   process.exitCode = code;

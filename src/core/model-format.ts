@@ -1,4 +1,4 @@
-import { type Plan, weightShapes } from "./plan";
+import { inputWidth, type Plan, weightShapes } from "./plan";
 import { CryptoRandom } from "./random";
 
 /**
@@ -19,7 +19,7 @@ export function modelTopology(plan: Plan) {
       use_bias: true,
       kernel_initializer: { class_name: "GlorotUniform", config: { seed: null } },
       bias_initializer: { class_name: "Zeros", config: {} },
-      ...(i === 0 ? { batch_input_shape: [null, plan.features.length] } : {}),
+      ...(i === 0 ? { batch_input_shape: [null, inputWidth(plan)] } : {}),
     },
   }));
   return {

@@ -6,13 +6,50 @@ import { sha256Hex } from "./sha256";
  * Normalisation constants live here (not computed per site) so every site maps raw values the same way
  * and no site's statistics leak through its preprocessing.
  */
-const featureSchema = z
+const numberFeature = z
   .object({
     name: z.string().min(1),
     column: z.string().min(1),
     type: z.literal("number"),
     mean: z.number().finite(),
     std: z.number().finite().positive(),
+    // A missing cell: "skip" (the default) leaves the example out and reports it; "mean" imputes the plan's
+    // mean (0 after normalisation); "zero" imputes the raw value 0. Imputations are counted per feature.
+    missing: z.enum(["skip", "mean", "zero"]).optional(),
+  })
+  .strict();
+
+const categoryFeature = z
+  .object({
+    name: z.string().min(1),
+    column: z.string().min(1),
+    type: z.literal("category"),
+    // One model input per level (one-hot), in this order; a value outside the levels is a problem.
+    levels: z
+      .array(z.string().min(1))
+      .min(2)
+      .max(256)
+      .refine((levels) => new Set(levels).size === levels.length, "levels must be unique"),
+    // A missing cell: "skip" (the default) leaves the example out; "zeros" gives all inputs 0 (counted).
+    missing: z.enum(["skip", "zeros"]).optional(),
+  })
+  .strict();
+
+const featureSchema = z.discriminatedUnion("type", [numberFeature, categoryFeature]);
+
+/**
+ * How CSV files for this plan are laid out, where a header row naming the columns is not enough. Optional,
+ * and left out of the plan (and its hash) when every field is the default.
+ */
+const csvSchema = z
+  .object({
+    // For files without a header row: every column's name, in file order (extra columns too).
+    columns: z.array(z.string().min(1)).min(1).max(100000).optional(),
+    // Lines before the header (or the first data row), e.g. scikit-learn's "569,30,malignant,benign".
+    skipLines: z.number().int().min(0).max(1000).optional(),
+    // "auto" (the default) decides per file from its first data row, so sites in different locales can
+    // share one plan; "," reads 1,5 as 1.5.
+    decimal: z.enum([".", ",", "auto"]).optional(),
   })
   .strict();
 
@@ -24,6 +61,7 @@ export const planSchema = z
     title: z.string().min(1).max(200),
     task: z.literal("binary-classification").default("binary-classification"),
     features: z.array(featureSchema).min(1).max(4096),
+    csv: csvSchema.optional(),
     label: z
       .object({
         column: z.string().min(1),
@@ -88,6 +126,21 @@ export const planSchema = z
         message: "the label column is also a feature",
       });
     }
+    const listed = plan.csv?.columns;
+    if (listed) {
+      if (new Set(listed).size !== listed.length) {
+        ctx.addIssue({ code: "custom", path: ["csv", "columns"], message: "column names must be unique" });
+      }
+      for (const column of [...columns, plan.label.column]) {
+        if (!listed.includes(column)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["csv", "columns"],
+            message: `does not list "${column}", which the features or the label read`,
+          });
+        }
+      }
+    }
     if (plan.label.positive === plan.label.negative) {
       ctx.addIssue({
         code: "custom",
@@ -142,9 +195,21 @@ class TextEncoderLite {
   }
 }
 
+export type Feature = Plan["features"][number];
+
+/** Model inputs of one feature: 1 for a number, one per level for a category (one-hot). */
+export function featureWidth(feature: Feature): number {
+  return feature.type === "category" ? feature.levels.length : 1;
+}
+
+/** Number of model inputs: the width of every example's x. */
+export function inputWidth(plan: Plan): number {
+  return plan.features.reduce((sum, f) => sum + featureWidth(f), 0);
+}
+
 /** Shapes of the model's weights in the order tfjs `model.getWeights()` returns them. */
 export function weightShapes(plan: Plan): number[][] {
-  const sizes = [plan.features.length, ...plan.model.hidden, 1];
+  const sizes = [inputWidth(plan), ...plan.model.hidden, 1];
   const shapes: number[][] = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
     shapes.push([sizes[i] as number, sizes[i + 1] as number], [sizes[i + 1] as number]);

@@ -34,6 +34,8 @@ export interface DatasetRow {
   negatives: number;
   rowsRead: number;
   rowsSkipped: number;
+  /** Missing values filled in by the plan's rule, per feature name (absent in imports before this field). */
+  imputed?: Record<string, number>;
   /** At most MAX_PROBLEMS problems are kept; problemCount is the full count. */
   problems: ImportProblem[];
   problemCount: number;

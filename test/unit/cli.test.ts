@@ -145,22 +145,29 @@ describe("fedward privacy usage errors", () => {
 });
 
 describe("fedward", () => {
-  it("dispatches privacy", () => {
-    expect(runFedwardCli(["privacy", "--noise-multiplier", "1", ...base])).toEqual(
+  it("dispatches privacy", async () => {
+    expect(await runFedwardCli(["privacy", "--noise-multiplier", "1", ...base])).toEqual(
       runPrivacyCli(["--noise-multiplier", "1", ...base]),
     );
   });
 
-  it("prints usage on --help (exit 0) and without a command (exit 2)", () => {
-    expect(runFedwardCli(["--help"])).toMatchObject({ code: 0, stdout: expect.stringMatching(/Commands:/) });
-    expect(runFedwardCli([])).toMatchObject({ code: 2, stdout: "", stderr: expect.stringMatching(/Usage:/) });
+  it("prints usage on --help (exit 0) and without a command (exit 2)", async () => {
+    expect(await runFedwardCli(["--help"])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/Commands:/),
+    });
+    expect(await runFedwardCli([])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: expect.stringMatching(/Usage:/),
+    });
   });
 
-  it("rejects an unknown command with exit code 2", () => {
-    const result = runFedwardCli(["budget"]);
+  it("rejects an unknown command with exit code 2", async () => {
+    const result = await runFedwardCli(["budget"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/unknown command "budget"/);
-    expect(runFedwardCli(["toString"]).code).toBe(2);
+    expect((await runFedwardCli(["toString"])).code).toBe(2);
   });
 
   it("runs as a real process through the bin shim", () => {

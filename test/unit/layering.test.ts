@@ -46,7 +46,7 @@ const allowed: Record<string, string[]> = {
   "src/client": ["src/core", "src/store", "src/client"],
   "src/app": ["src/core", "src/store", "src/client", "src/app"],
   "src/server": ["src/core", "src/server"],
-  "src/cli": ["src/core", "src/cli"],
+  "src/cli": ["src/core", "src/store", "workers", "src/cli"],
 };
 
 describe("layering", () => {

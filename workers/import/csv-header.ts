@@ -43,9 +43,16 @@ export function mapHeader(header: string[], plan: Plan, fileName: string): Colum
  * blank lines and tiny files throw off.
  */
 export function pickDelimiter(plan: Plan): (firstChunk: string) => string {
-  const wanted = new Set([...plan.features.map((f) => f.column), plan.label.column]);
+  const listed = plan.csv?.columns;
+  const wanted = new Set(listed ?? [...plan.features.map((f) => f.column), plan.label.column]);
   return (firstChunk) => {
-    const firstLine = firstChunk.split(/\r\n|\r|\n/).find((line) => line.trim() !== "") ?? "";
+    const lines = firstChunk.split(/\r\n|\r|\n/).slice(plan.csv?.skipLines ?? 0);
+    const firstLine = lines.find((line) => line.trim() !== "") ?? "";
+    // A headerless file: the delimiter that splits the first row into as many cells as the plan lists.
+    if (listed) {
+      const fits = DELIMITERS.find((d) => firstLine.split(d).length === listed.length);
+      if (fits !== undefined) return fits;
+    }
     let best = ",";
     let bestHits = 0;
     for (const delimiter of DELIMITERS) {

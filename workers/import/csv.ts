@@ -1,3 +1,4 @@
+import { describeValue, encodeFeatures, type RawValue } from "../../src/core/features";
 import type { Plan } from "../../src/core/plan";
 import type { ImportProblem } from "../../src/store/db";
 import { type ColumnMap, mapHeader, pickDelimiter } from "./csv-header";
@@ -13,13 +14,16 @@ import {
 
 /** 1 MiB reads: few enough round trips, small enough that memory stays flat for any file size. */
 const CHUNK_SIZE = 1 << 20;
-/** A decimal number; Number() alone would also take "0x1f", "Infinity" and "" as numbers. */
+/** A decimal number with a dot. */
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+/** The same with a decimal comma (no dot, at most one comma). */
+const DECIMAL_COMMA = /^[+-]?(?:\d+,?\d*|,\d+)(?:[eE][+-]?\d+)?$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
 
 /**
- * Reads a CSV whose header names the plan's feature and label columns and feeds the sink normalised
- * examples. Other columns are never read past the header, so identifiers in them go nowhere.
+ * Reads a CSV whose header names the plan's feature and label columns (or, for a headerless file, whose
+ * columns the plan lists in `csv.columns`) and feeds the sink normalised examples. Other columns are never
+ * read past the header, so identifiers in them go nowhere. `csv.skipLines` lines are skipped first.
  * Fatal problems (missing columns, unreadable or empty file) throw ImportError; bad rows are reported
  * through `sink.problem` with their line and column, and skipped.
  */
@@ -31,9 +35,12 @@ export async function importCsv(
 ): Promise<ParseStats> {
   const fileName = sourceName(source, options.fileName);
   const totalBytes = typeof source === "string" ? source.length : source.size;
+  const listed = plan.csv?.columns;
   let columns: ColumnMap | undefined;
+  let decimal: Decimal | undefined;
+  let toSkip = plan.csv?.skipLines ?? 0;
   let nextLine = 1;
-  const stats: ParseStats = { rowsRead: 0, rowsSkipped: 0 };
+  const stats: ParseStats = { rowsRead: 0, rowsSkipped: 0, imputed: {} };
 
   const streamOptions = {
     fileName,
@@ -45,11 +52,18 @@ export async function importCsv(
     for (const [i, row] of rows.entries()) {
       const line = nextLine;
       nextLine += 1 + lineBreaks(row);
-      if (row.every((cell) => cell.trim() === "")) continue;
-      if (columns === undefined) {
-        columns = mapHeader(row, plan, fileName);
+      if (line === 1 && row.length > 0) row[0] = (row[0] as string).replace(/^\uFEFF/, "");
+      if (toSkip > 0) {
+        toSkip--;
         continue;
       }
+      if (row.every((cell) => cell.trim() === "")) continue;
+      if (columns === undefined) {
+        columns = listed ? mapHeader(listed, plan, `the plan's csv.columns`) : mapHeader(row, plan, fileName);
+        // A listed file may still carry its header row: then it is not data.
+        if (!listed || isHeader(row, listed)) continue;
+      }
+      decimal ??= decideDecimal(plan, row, columns);
       stats.rowsRead++;
       const problems: ImportProblem[] = [];
       const quoteError = badRows.get(i);
@@ -61,11 +75,16 @@ export async function importCsv(
           message: `${quoteError}; check the quotes on this line`,
         });
       }
-      const example = quoteError === undefined ? readExample(row, columns, plan, line, problems) : undefined;
+      const example =
+        quoteError === undefined ? readExample(row, columns, plan, decimal, line, problems) : undefined;
       if (example === undefined) {
         stats.rowsSkipped++;
         for (const problem of problems) sink.problem(problem);
         continue;
+      }
+      for (const f of example.imputed) {
+        const name = plan.features[f]?.name as string;
+        stats.imputed[name] = (stats.imputed[name] ?? 0) + 1;
       }
       await sink.add(example.x, example.y, line);
     }
@@ -78,31 +97,74 @@ export async function importCsv(
   return stats;
 }
 
+/** Decimal separator of one file: fixed by the plan, or decided by the file's first data row. */
+type Decimal = "." | ",";
+
 function readExample(
   row: string[],
   columns: ColumnMap,
   plan: Plan,
+  decimal: Decimal,
   line: number,
   problems: ImportProblem[],
-): { x: Float32Array; y: 0 | 1 } | undefined {
-  const x = new Float32Array(plan.features.length);
-  plan.features.forEach((feature, f) => {
+): { x: Float32Array; y: 0 | 1; imputed: number[] } | undefined {
+  const values: RawValue[] = plan.features.map((feature, f) => {
     const cell = (row[columns.features[f] as number] ?? "").trim();
-    const value = Number(cell);
-    if (cell === "") problems.push({ line, column: feature.column, message: "missing value" });
-    else if (!NUMBER.test(cell) || !Number.isFinite(value)) {
-      problems.push({ line, column: feature.column, message: `not a number (${describeCell(cell)})` });
-    } else x[f] = (value - feature.mean) / feature.std;
+    if (cell === "") return undefined;
+    if (feature.type === "category") return cell;
+    const value = parseNumber(cell, decimal);
+    if (value === undefined) {
+      problems.push({ line, column: feature.column, message: `not a number (${describeValue(cell)})` });
+      return Number.NaN;
+    }
+    return value;
   });
+  const encoded = problems.length === 0 ? encodeFeatures(plan, values) : undefined;
+  if (Array.isArray(encoded)) {
+    for (const { feature, message } of encoded) {
+      problems.push({ line, column: plan.features[feature]?.column ?? "", message });
+    }
+  }
   const label = (row[columns.label] ?? "").trim();
   const y = label === plan.label.positive ? 1 : label === plan.label.negative ? 0 : undefined;
   if (y === undefined) {
     const expected = `expected ${quote(plan.label.positive)} or ${quote(plan.label.negative)}`;
     const message =
-      label === "" ? `missing value (${expected})` : `not a class (${describeCell(label)}): ${expected}`;
+      label === "" ? `missing value (${expected})` : `not a class (${describeValue(label)}): ${expected}`;
     problems.push({ line, column: plan.label.column, message });
   }
-  return problems.length === 0 && y !== undefined ? { x, y } : undefined;
+  if (encoded === undefined || Array.isArray(encoded) || y === undefined) return undefined;
+  return { x: encoded.x, y, imputed: encoded.imputed };
+}
+
+/** A decimal number in the file's convention; Number() alone would also take "0x1f", "Infinity" and "". */
+function parseNumber(cell: string, decimal: Decimal): number | undefined {
+  const text = decimal === "," ? (DECIMAL_COMMA.test(cell) ? cell.replace(",", ".") : undefined) : cell;
+  if (text === undefined || !NUMBER.test(text)) return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * "auto": a file whose first data row writes a number feature as 1,5 (and none as 1.5) uses the decimal
+ * comma throughout, as spreadsheets in many European locales export; otherwise the dot.
+ */
+function decideDecimal(plan: Plan, row: string[], columns: ColumnMap): Decimal {
+  const setting = plan.csv?.decimal ?? "auto";
+  if (setting !== "auto") return setting;
+  let comma = false;
+  let dot = false;
+  plan.features.forEach((feature, f) => {
+    if (feature.type !== "number") return;
+    const cell = (row[columns.features[f] as number] ?? "").trim();
+    if (DECIMAL_COMMA.test(cell) && cell.includes(",")) comma = true;
+    else if (cell.includes(".")) dot = true;
+  });
+  return comma && !dot ? "," : ".";
+}
+
+function isHeader(row: string[], listed: string[]): boolean {
+  return row.length === listed.length && row.every((cell, i) => cell.trim() === listed[i]);
 }
 
 /** Line breaks inside quoted cells: a record that spans lines moves the next record's line number on. */
@@ -112,14 +174,4 @@ function lineBreaks(row: string[]): number {
     if (cell.includes("\n") || cell.includes("\r")) count += cell.match(LINE_BREAK)?.length ?? 0;
   }
   return count;
-}
-
-/**
- * Problems are kept in IndexedDB and shown on screen, so they never quote the cell: a row whose columns
- * slipped (an unquoted comma in a name or address) would put a name, MRN or date into a feature column.
- * The clinician finds the value in the file by its line and column.
- */
-function describeCell(cell: string): string {
-  const kind = /^[0-9\s.,:/+-]*$/.test(cell) ? "digits and punctuation" : "text";
-  return `${kind}, ${cell.length} character${cell.length === 1 ? "" : "s"}`;
 }

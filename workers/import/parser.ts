@@ -24,6 +24,8 @@ export interface ParseStats {
   rowsRead: number;
   /** Rows with at least one problem, not given to the sink. */
   rowsSkipped: number;
+  /** Missing values filled in by the plan's rule, per feature name. */
+  imputed: Record<string, number>;
 }
 
 export type Importer = (

@@ -32,6 +32,7 @@ export type ImportSummary = Pick<
   | "negatives"
   | "rowsRead"
   | "rowsSkipped"
+  | "imputed"
   | "problems"
   | "problemCount"
 >;
@@ -69,7 +70,7 @@ async function discard(db: FedwardDb, datasetId: string): Promise<void> {
 
 export function toSummary(row: DatasetRow): ImportSummary {
   const { id, fileName, numTrain, numHoldout, positives, negatives } = row;
-  const { rowsRead, rowsSkipped, problems, problemCount } = row;
+  const { rowsRead, rowsSkipped, imputed, problems, problemCount } = row;
   return {
     id,
     fileName,
@@ -79,6 +80,7 @@ export function toSummary(row: DatasetRow): ImportSummary {
     negatives,
     rowsRead,
     rowsSkipped,
+    imputed,
     problems,
     problemCount,
   };
@@ -125,6 +127,7 @@ class ShardWriter implements ExampleSink {
       negatives: 0,
       rowsRead: 0,
       rowsSkipped: 0,
+      imputed: {},
       problems: [],
       problemCount: 0,
     };
@@ -155,6 +158,7 @@ class ShardWriter implements ExampleSink {
   finish(stats: ParseStats): void {
     this.row.rowsRead = stats.rowsRead;
     this.row.rowsSkipped = stats.rowsSkipped;
+    this.row.imputed = stats.imputed;
     if (this.row.numTrain + this.row.numHoldout > 0) return;
     const first = this.row.problems[0];
     const why = first

@@ -5,7 +5,7 @@ import wasmUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?u
 import wasmSimdUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url";
 import wasmThreadedUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url";
 import { InputError } from "../../src/core/errors";
-import type { Plan } from "../../src/core/plan";
+import { inputWidth, type Plan } from "../../src/core/plan";
 import { buildModel, disposeModel } from "./model";
 
 export const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
@@ -71,7 +71,7 @@ async function activate(name: BackendName): Promise<void> {
 async function measure(plan: Plan, budgetMs: number): Promise<number> {
   const model = await buildModel(plan);
   const n = plan.training.batchSize;
-  const d = plan.features.length;
+  const d = inputWidth(plan);
   const xs = new Float32Array(n * d);
   for (let i = 0; i < xs.length; i++) xs[i] = ((i * 7919) % 17) / 8 - 1;
   const ys = new Float32Array(n);

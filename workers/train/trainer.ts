@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { InputError } from "../../src/core/errors";
-import type { Plan } from "../../src/core/plan";
+import { inputWidth, type Plan } from "../../src/core/plan";
 import { CryptoRandom } from "../../src/core/random";
 import { readWeights, resetOptimizer, writeWeights } from "./model";
 
@@ -95,7 +95,7 @@ export async function fit(
 ): Promise<FitOutcome> {
   writeWeights(model, plan, global);
   resetOptimizer(model, plan);
-  const dim = plan.features.length;
+  const dim = inputWidth(plan);
   const { epochs, batchSize } = plan.training;
   const numExamples = await source.count();
   if (numExamples === 0)
@@ -141,7 +141,7 @@ export async function evaluate(
   source: ShardSource,
 ): Promise<EvaluateOutcome> {
   writeWeights(model, plan, weights);
-  const dim = plan.features.length;
+  const dim = inputWidth(plan);
   let n = 0;
   let correct = 0;
   let lossSum = 0;

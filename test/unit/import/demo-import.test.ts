@@ -40,7 +40,9 @@ describe("importing the WDBC demo file", () => {
     const db = freshDb();
     const plan = demoPlan();
     const normalised = (cells: Record<string, string>) =>
-      plan.features.map((f) => Math.fround((Number(cells[f.column]) - f.mean) / f.std));
+      plan.features.map((f) =>
+        f.type === "number" ? Math.fround((Number(cells[f.column]) - f.mean) / f.std) : Number.NaN,
+      );
     const label = (cells: Record<string, string>) => (cells.diagnosis === "malignant" ? 1 : 0);
     const inHoldout = (line: number) => isHoldout(line, plan.evaluation.holdoutFraction);
     const rows = naiveRows();

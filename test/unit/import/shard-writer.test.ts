@@ -25,7 +25,7 @@ async function addExamples(sink: ExampleSink, count: number): Promise<void> {
 function importSynthetic(db: FedwardDb, count: number) {
   return importDataset(db, META, async (sink) => {
     await addExamples(sink, count);
-    return { rowsRead: count, rowsSkipped: 0 };
+    return { rowsRead: count, rowsSkipped: 0, imputed: {} };
   });
 }
 
@@ -113,7 +113,7 @@ describe("shard writing and reading", () => {
       for (let line = 2; line < reported + 2; line++)
         sink.problem({ line, column: "age", message: "missing value" });
       await addExamples(sink, 1);
-      return { rowsRead: reported + 1, rowsSkipped: reported };
+      return { rowsRead: reported + 1, rowsSkipped: reported, imputed: {} };
     });
 
     // Assert

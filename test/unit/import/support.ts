@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { type Plan, parsePlan } from "../../../src/core/plan";
+import { inputWidth, type Plan, parsePlan } from "../../../src/core/plan";
 import { type DatasetRow, type FedwardDb, openDb, type Split } from "../../../src/store/db";
 import { importCsv } from "../../../workers/import/csv";
 import type { ImportOptions } from "../../../workers/import/parser";
@@ -46,7 +46,7 @@ export function importText(
     federationId: options.federationId ?? "fed-a",
     planHash: "hash-of-plan",
     fileName: options.fileName ?? "site.csv",
-    numFeatures: plan.features.length,
+    numFeatures: inputWidth(plan),
     holdoutFraction: plan.evaluation.holdoutFraction,
   };
   return importDataset(db, meta, (sink) =>
