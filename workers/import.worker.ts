@@ -1,5 +1,6 @@
 import { expose } from "comlink";
 import { inputWidth, type Plan } from "../src/core/plan";
+import { Sha256 } from "../src/core/sha256";
 import { openDb } from "../src/store/db";
 import { importCsv as parseCsv } from "./import/csv";
 import { type ImportSummary, importDataset, toSummary } from "./import/shard-writer";
@@ -7,6 +8,8 @@ import { type ImportSummary, importDataset, toSummary } from "./import/shard-wri
 export type { ImportSummary } from "./import/shard-writer";
 
 export interface ImportProgress {
+  /** "hashing": the file's SHA-256 for the manifest; "reading": parsing and storing examples. */
+  phase: "hashing" | "reading";
   bytesRead: number;
   totalBytes: number;
   rowsRead: number;
@@ -31,16 +34,21 @@ const api = {
     if (running) throw new Error("An import is already running in this tab. Wait for it to finish.");
     running = true;
     try {
+      const sha256 = await hashFile(file, (bytesRead) =>
+        onProgress?.({ phase: "hashing", bytesRead, totalBytes: file.size, rowsRead: 0 }),
+      );
       const meta = {
         federationId,
         planHash,
         fileName: file.name,
+        sources: [{ name: file.name, size: file.size, sha256 }],
         numFeatures: inputWidth(plan),
         holdoutFraction: plan.evaluation.holdoutFraction,
       };
       const row = await importDataset(openDb(), meta, (sink) =>
         parseCsv(file, plan, sink, {
-          onProgress: (bytesRead, totalBytes, rowsRead) => onProgress?.({ bytesRead, totalBytes, rowsRead }),
+          onProgress: (bytesRead, totalBytes, rowsRead) =>
+            onProgress?.({ phase: "reading", bytesRead, totalBytes, rowsRead }),
         }),
       );
       return toSummary(row);
@@ -49,6 +57,28 @@ const api = {
     }
   },
 };
+
+/**
+ * The file's SHA-256, streamed (a multi-gigabyte export never sits in memory), so the manifest says which
+ * file a dataset came from and a clinician can match it with the export they were given.
+ */
+async function hashFile(file: Blob, onProgress: (bytesRead: number) => void): Promise<string> {
+  const sha = new Sha256();
+  const reader = file.stream().getReader();
+  let read = 0;
+  let reported = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    sha.update(value);
+    read += value.length;
+    if (read - reported >= 8 << 20) {
+      onProgress(read);
+      reported = read;
+    }
+  }
+  return sha.digestHex();
+}
 
 export type ImportWorkerApi = typeof api;
 expose(api);

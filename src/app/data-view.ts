@@ -1,5 +1,5 @@
 import { proxy, type Remote } from "comlink";
-import type { ImportSummary, ImportWorkerApi } from "../../workers/import.worker";
+import type { ImportProgress, ImportSummary, ImportWorkerApi } from "../../workers/import.worker";
 import type { WorkerBridge } from "../client/bridges";
 import { getCompleteDataset } from "../store/datasets";
 import type { EnrollmentRow, FedwardDb } from "../store/db";
@@ -23,6 +23,7 @@ function summaryView(s: ImportSummary, labels: { positive: string; negative: str
       `${s.fileName}: ${total} examples imported (${s.numTrain} for training, ${s.numHoldout} held out for evaluation) from ${s.rowsRead} rows; ${s.rowsSkipped} rows skipped.`,
     ),
     imputedLine(s.imputed),
+    manifestLine(s),
     h(
       "p",
       {},
@@ -73,6 +74,13 @@ export async function dataSection(
   onChange: () => void,
 ): Promise<HTMLElement> {
   const out = h("div");
+  const storage = h("div");
+  const showStorage = (ask: boolean) =>
+    storageLine(ask).then(
+      (line) => storage.replaceChildren(line),
+      () => storage.replaceChildren(),
+    );
+  void showStorage(false);
   const progress = h("p", { class: "muted", "data-testid": "import-progress" });
   const labels = enrollment.plan.label;
   const existing = await getCompleteDataset(db, enrollment.federationId);
@@ -88,6 +96,8 @@ export async function dataSection(
     }
     out.replaceChildren();
     progress.textContent = `Reading ${file.name}…`;
+    // Asked on the clinician's action, once data is about to be kept here.
+    void showStorage(true);
     try {
       const api: Remote<ImportWorkerApi> = importer.api;
       const summary = await importer.guard(
@@ -96,14 +106,19 @@ export async function dataSection(
           enrollment.plan,
           enrollment.federationId,
           enrollment.planHash,
-          proxy((p: { rowsRead: number; bytesRead: number; totalBytes: number }) => {
-            progress.textContent = `Reading ${file.name}: ${p.rowsRead} rows (${Math.round((100 * p.bytesRead) / Math.max(1, p.totalBytes))}%)`;
+          proxy((p: ImportProgress) => {
+            const percent = Math.round((100 * p.bytesRead) / Math.max(1, p.totalBytes));
+            progress.textContent =
+              p.phase === "hashing"
+                ? `Checking ${file.name} (SHA-256): ${percent}%`
+                : `Reading ${file.name}: ${p.rowsRead} rows (${percent}%)`;
           }),
         ),
       );
       progress.textContent = "";
       state.datasetId = summary.id;
       out.replaceChildren(summaryView(summary, labels));
+      void showStorage(false);
     } catch (e) {
       progress.textContent = "";
       out.replaceChildren(
@@ -142,7 +157,7 @@ export async function dataSection(
     const f = (e as DragEvent).dataTransfer?.files[0];
     if (f) void run(f);
   });
-  return h("section", {}, h("h2", {}, "Data"), drop, progress, out);
+  return h("section", {}, h("h2", {}, "Data"), drop, progress, out, storage);
 }
 
 /** Missing values the plan's rules filled in, per feature, so the clinician sees how much was guessed. */
@@ -155,5 +170,43 @@ function imputedLine(imputed: Record<string, number> | undefined): HTMLElement |
     "p",
     { "data-testid": "imputed", "data-imputed": String(total) },
     `${total} missing value${total === 1 ? "" : "s"} filled in by the plan's rules (${each}).`,
+  );
+}
+
+/** The manifest: which file (size and SHA-256, to match against the export) and how long the import took. */
+function manifestLine(s: ImportSummary): HTMLElement | null {
+  const file = s.sources?.[0];
+  if (!file) return null;
+  const seconds = s.importMs === undefined ? "" : `; imported in ${(s.importMs / 1000).toFixed(1)} s`;
+  return h(
+    "p",
+    { class: "muted", "data-testid": "manifest", "data-sha256": file.sha256, "data-size": String(file.size) },
+    `File: ${file.name}, ${megabytes(file.size)}, SHA-256 `,
+    h("span", { class: "hash" }, file.sha256),
+    seconds,
+  );
+}
+
+function megabytes(bytes: number): string {
+  return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/**
+ * Asks the browser to keep this site's data (navigator.storage.persist(): without it, IndexedDB may be
+ * cleared under storage pressure) and shows how much is used of what the browser allows.
+ */
+export async function storageLine(ask: boolean): Promise<HTMLElement> {
+  const storage = navigator.storage;
+  if (!storage?.estimate)
+    return h("p", { class: "muted" }, "This browser does not report its storage quota.");
+  const persisted = ask && storage.persist ? await storage.persist() : await storage.persisted?.();
+  const { usage = 0, quota = 0 } = await storage.estimate();
+  return h(
+    "p",
+    { class: "muted", "data-testid": "storage", "data-persisted": String(Boolean(persisted)) },
+    `Storage on this computer: ${megabytes(usage)} used of ${megabytes(quota)} this browser allows; ` +
+      (persisted
+        ? "kept until you clear it (persistent)."
+        : "the browser may clear it when the disk is short of space (it did not grant persistent storage)."),
   );
 }

@@ -34,11 +34,22 @@ export interface DatasetRow {
   negatives: number;
   rowsRead: number;
   rowsSkipped: number;
+  /** The files this dataset was read from (absent in imports made before manifests). */
+  sources?: SourceFile[];
+  /** Wall time of the import, ms. */
+  importMs?: number;
   /** Missing values filled in by the plan's rule, per feature name (absent in imports before this field). */
   imputed?: Record<string, number>;
   /** At most MAX_PROBLEMS problems are kept; problemCount is the full count. */
   problems: ImportProblem[];
   problemCount: number;
+}
+
+/** One imported file in a dataset's manifest: enough to tell whether a re-import is the same file. */
+export interface SourceFile {
+  name: string;
+  size: number;
+  sha256: string;
 }
 
 export interface ImportProblem {

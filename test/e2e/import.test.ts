@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -84,6 +85,37 @@ describe("importing a hospital's CSV in the browser", () => {
     expect((await page.getByTestId("problems").innerText()).includes("MRN")).toBe(false);
     const stored = await page.evaluate(dumpIndexedDb);
     expect(stored).not.toMatch(/Jane|MRN-77|Doe/);
+    // The manifest names the file by size and SHA-256 (hashed in the worker, streaming); the file's name is
+    // the only string of it that is kept. Storage: persistence was asked for and the quota is shown.
+    const manifest = page.getByTestId("manifest");
+    expect(await manifest.getAttribute("data-sha256")).toBe(
+      createHash("sha256").update(readFileSync(messy)).digest("hex"),
+    );
+    expect(Number(await manifest.getAttribute("data-size"))).toBe(statSync(messy).size);
+    expect(await page.getByTestId("storage").innerText()).toMatch(
+      /Storage on this computer: .* used of .* allows/,
+    );
+
+    // The same rows as a semicolon, decimal-comma file with a BOM (a European spreadsheet) import the same
+    const european = join(dir, "european.csv");
+    writeFileSync(
+      european,
+      `\uFEFF${readFileSync("public/demo/wdbc-site1.csv", "utf8")
+        .trim()
+        .split("\n")
+        .map((line) =>
+          line
+            .split(",")
+            .map((cell) => cell.replace(".", ","))
+            .join(";"),
+        )
+        .join("\r\n")}\r\n`,
+    );
+    await page.getByTestId("file-input").setInputFiles(european);
+    await page.locator("[data-testid=manifest][data-size='" + statSync(european).size + "']").waitFor();
+    expect(await summary.getAttribute("data-examples")).toBe("190");
+    await page.getByTestId("file-input").setInputFiles(messy);
+    await page.locator("[data-testid=manifest][data-size='" + statSync(messy).size + "']").waitFor();
 
     // A file without the label column: refused by name, the earlier import stays
     await page.getByTestId("file-input").setInputFiles(noLabel);

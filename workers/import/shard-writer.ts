@@ -5,6 +5,7 @@ import {
   MAX_PROBLEMS,
   SHARD_SIZE,
   type ShardRow,
+  type SourceFile,
   type Split,
 } from "../../src/store/db";
 import { isHoldout } from "./holdout";
@@ -17,6 +18,8 @@ export interface DatasetMeta {
   federationId: string;
   planHash: string;
   fileName: string;
+  /** The manifest's list of files, when the caller hashed them. */
+  sources?: SourceFile[];
   numFeatures: number;
   holdoutFraction: number;
 }
@@ -33,6 +36,8 @@ export type ImportSummary = Pick<
   | "rowsRead"
   | "rowsSkipped"
   | "imputed"
+  | "sources"
+  | "importMs"
   | "problems"
   | "problemCount"
 >;
@@ -52,6 +57,7 @@ export async function importDataset(
   try {
     writer.finish(await parse(writer));
     await writer.flush(true);
+    writer.row.importMs = Date.now() - writer.row.createdAt;
     await commit(db, writer.row);
     return writer.row;
   } catch (error) {
@@ -70,7 +76,7 @@ async function discard(db: FedwardDb, datasetId: string): Promise<void> {
 
 export function toSummary(row: DatasetRow): ImportSummary {
   const { id, fileName, numTrain, numHoldout, positives, negatives } = row;
-  const { rowsRead, rowsSkipped, imputed, problems, problemCount } = row;
+  const { rowsRead, rowsSkipped, imputed, sources, importMs, problems, problemCount } = row;
   return {
     id,
     fileName,
@@ -81,6 +87,8 @@ export function toSummary(row: DatasetRow): ImportSummary {
     rowsRead,
     rowsSkipped,
     imputed,
+    sources,
+    importMs,
     problems,
     problemCount,
   };
@@ -128,6 +136,7 @@ class ShardWriter implements ExampleSink {
       rowsRead: 0,
       rowsSkipped: 0,
       imputed: {},
+      ...(meta.sources ? { sources: meta.sources } : {}),
       problems: [],
       problemCount: 0,
     };
