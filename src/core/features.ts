@@ -18,8 +18,11 @@ export interface EncodeProblem {
 export interface Encoded {
   x: Float32Array;
   /** Indices of the features whose missing value was imputed by the plan's rule. */
-  imputed: number[];
+  imputed: readonly number[];
 }
+
+/** Shared by every example without imputations: no array per row on the import's hot path. */
+const NONE: readonly number[] = Object.freeze([]);
 
 /**
  * Encodes one example, or returns its problems when the plan says to leave it out. A problem never quotes
@@ -27,17 +30,18 @@ export interface Encoded {
  */
 export function encodeFeatures(plan: Plan, values: readonly RawValue[]): Encoded | EncodeProblem[] {
   const x = new Float32Array(inputWidth(plan));
-  const imputed: number[] = [];
-  const problems: EncodeProblem[] = [];
+  let imputed: number[] | undefined;
+  let problems: EncodeProblem[] | undefined;
   let offset = 0;
-  plan.features.forEach((feature, f) => {
-    const value = values[f];
-    const problem = encodeOne(feature, value, x, offset);
-    if (problem === "imputed") imputed.push(f);
-    else if (problem !== undefined) problems.push({ feature: f, message: problem });
+  const { features } = plan;
+  for (let f = 0; f < features.length; f++) {
+    const feature = features[f] as Feature;
+    const problem = encodeOne(feature, values[f], x, offset);
+    if (problem === "imputed") (imputed ??= []).push(f);
+    else if (problem !== undefined) (problems ??= []).push({ feature: f, message: problem });
     offset += featureWidth(feature);
-  });
-  return problems.length > 0 ? problems : { x, imputed };
+  }
+  return problems ?? { x, imputed: imputed ?? NONE };
 }
 
 /** Writes one feature at `offset`; returns a problem, "imputed", or undefined when the value was used. */

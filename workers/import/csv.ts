@@ -14,8 +14,8 @@ import {
 
 /** 1 MiB reads: few enough round trips, small enough that memory stays flat for any file size. */
 const CHUNK_SIZE = 1 << 20;
-/** A decimal number with a dot. */
-const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+/** Number() reads these as numbers too; a data file never means them. */
+const RADIX_PREFIX = /^[+-]?0[xXbBoO]/;
 /** The same with a decimal comma (no dot, at most one comma). */
 const DECIMAL_COMMA = /^[+-]?(?:\d+,?\d*|,\d+)(?:[eE][+-]?\d+)?$/;
 const LINE_BREAK = /\r\n|\r|\n/g;
@@ -39,8 +39,10 @@ export async function importCsv(
   let columns: ColumnMap | undefined;
   let decimal: Decimal | undefined;
   let toSkip = plan.csv?.skipLines ?? 0;
+  const problems: ImportProblem[] = [];
   let nextLine = 1;
   const stats: ParseStats = { rowsRead: 0, rowsSkipped: 0, imputed: {} };
+  const scratch: RawValue[] = new Array(plan.features.length);
 
   const streamOptions = {
     fileName,
@@ -65,7 +67,7 @@ export async function importCsv(
       }
       decimal ??= decideDecimal(plan, row, columns);
       stats.rowsRead++;
-      const problems: ImportProblem[] = [];
+      problems.length = 0;
       const quoteError = badRows.get(i);
       // Broken quotes shift cells between columns, so none of the row's cells can be trusted.
       if (quoteError !== undefined) {
@@ -76,7 +78,9 @@ export async function importCsv(
         });
       }
       const example =
-        quoteError === undefined ? readExample(row, columns, plan, decimal, line, problems) : undefined;
+        quoteError === undefined
+          ? readExample(row, columns, plan, decimal, line, problems, scratch)
+          : undefined;
       if (example === undefined) {
         stats.rowsSkipped++;
         for (const problem of problems) sink.problem(problem);
@@ -107,18 +111,23 @@ function readExample(
   decimal: Decimal,
   line: number,
   problems: ImportProblem[],
-): { x: Float32Array; y: 0 | 1; imputed: number[] } | undefined {
-  const values: RawValue[] = plan.features.map((feature, f) => {
+  values: RawValue[],
+): { x: Float32Array; y: 0 | 1; imputed: readonly number[] } | undefined {
+  // `values` is the import's scratch array, refilled per row: no allocation per row on the hot path.
+  const { features } = plan;
+  for (let f = 0; f < features.length; f++) {
+    const feature = features[f] as Plan["features"][number];
     const cell = (row[columns.features[f] as number] ?? "").trim();
-    if (cell === "") return undefined;
-    if (feature.type === "category") return cell;
-    const value = parseNumber(cell, decimal);
-    if (value === undefined) {
-      problems.push({ line, column: feature.column, message: `not a number (${describeValue(cell)})` });
-      return Number.NaN;
+    if (cell === "") values[f] = undefined;
+    else if (feature.type === "category") values[f] = cell;
+    else {
+      const value = parseNumber(cell, decimal);
+      if (value === undefined) {
+        problems.push({ line, column: feature.column, message: `not a number (${describeValue(cell)})` });
+      }
+      values[f] = value ?? Number.NaN;
     }
-    return value;
-  });
+  }
   const encoded = problems.length === 0 ? encodeFeatures(plan, values) : undefined;
   if (Array.isArray(encoded)) {
     for (const { feature, message } of encoded) {
@@ -137,12 +146,14 @@ function readExample(
   return { x: encoded.x, y, imputed: encoded.imputed };
 }
 
-/** A decimal number in the file's convention; Number() alone would also take "0x1f", "Infinity" and "". */
+/** A decimal number in the file's convention, or undefined. */
 function parseNumber(cell: string, decimal: Decimal): number | undefined {
   const text = decimal === "," ? (DECIMAL_COMMA.test(cell) ? cell.replace(",", ".") : undefined) : cell;
-  if (text === undefined || !NUMBER.test(text)) return undefined;
+  if (text === undefined) return undefined;
   const value = Number(text);
-  return Number.isFinite(value) ? value : undefined;
+  // Number() also reads "0x1f", "0b1" and "0o7" (and "Infinity", which is not finite): refuse those.
+  if (!Number.isFinite(value) || RADIX_PREFIX.test(text)) return undefined;
+  return value;
 }
 
 /**
