@@ -37,8 +37,13 @@ export function encodeFeatures(plan: Plan, values: readonly RawValue[]): Encoded
   for (let f = 0; f < features.length; f++) {
     const feature = features[f] as Feature;
     const problem = encodeOne(feature, values[f], x, offset);
-    if (problem === "imputed") (imputed ??= []).push(f);
-    else if (problem !== undefined) (problems ??= []).push({ feature: f, message: problem });
+    if (problem === "imputed") {
+      imputed ??= [];
+      imputed.push(f);
+    } else if (problem !== undefined) {
+      problems ??= [];
+      problems.push({ feature: f, message: problem });
+    }
     offset += featureWidth(feature);
   }
   return problems ?? { x, imputed: imputed ?? NONE };

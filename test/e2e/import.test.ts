@@ -112,10 +112,10 @@ describe("importing a hospital's CSV in the browser", () => {
         .join("\r\n")}\r\n`,
     );
     await page.getByTestId("file-input").setInputFiles(european);
-    await page.locator("[data-testid=manifest][data-size='" + statSync(european).size + "']").waitFor();
+    await page.locator(`[data-testid=manifest][data-size='${statSync(european).size}']`).waitFor();
     expect(await summary.getAttribute("data-examples")).toBe("190");
     await page.getByTestId("file-input").setInputFiles(messy);
-    await page.locator("[data-testid=manifest][data-size='" + statSync(messy).size + "']").waitFor();
+    await page.locator(`[data-testid=manifest][data-size='${statSync(messy).size}']`).waitFor();
 
     // A file without the label column: refused by name, the earlier import stays
     await page.getByTestId("file-input").setInputFiles(noLabel);
