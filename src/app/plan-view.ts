@@ -10,20 +10,9 @@ export function planView(plan: Plan, hash: string): HTMLElement {
     "dl",
     { "data-testid": "plan" },
     h("dt", {}, "Task"),
-    h(
-      "dd",
-      {},
-      `Predict "${plan.label.positive}" vs "${plan.label.negative}" from the column "${plan.label.column}"`,
-    ),
+    h("dd", {}, taskText(plan)),
     h("dt", {}, "Features"),
-    h(
-      "dd",
-      {},
-      `${plan.features.length} columns, ${plan.features.filter((f) => f.type === "category").length} of them categories (${plan.features
-        .slice(0, 4)
-        .map((f) => f.column)
-        .join(", ")}${plan.features.length > 4 ? ", …" : ""})`,
-    ),
+    h("dd", {}, featuresText(plan)),
     h("dt", {}, "Model"),
     h("dd", {}, `Neural network with hidden layers [${m.hidden.join(", ")}] (${m.activation})`),
     h("dt", {}, "Training"),
@@ -61,5 +50,27 @@ function privacyText(plan: Plan): string {
     `Per patient, for everything this site sends: one patient can change an update by at most 2C = ${2 * p.clipNorm}. ` +
     `All ${plan.rounds} rounds together spend at most ε = ${formatEpsilon(epsilonAllRounds)} at δ = ${p.delta}, ${fits}. ` +
     "Smaller ε is more private; above about 10 the guarantee is weak."
+  );
+}
+
+function taskText(plan: Plan): string {
+  const { label } = plan;
+  const what = `Predict "${label.positive}" vs "${label.negative}"`;
+  if (!plan.cohort) return `${what} from the column "${label.column}"`;
+  const index = plan.cohort.indexDate;
+  const from =
+    index.kind === "fixed"
+      ? `from ${index.date}`
+      : `from each patient's first ${index.codes ? "qualifying " : ""}encounter${index.onOrAfter ? ` on or after ${index.onOrAfter}` : ""}`;
+  return `${what} for each patient in this hospital's FHIR or OMOP export, ${from}; only records dated before that day are used as features.`;
+}
+
+function featuresText(plan: Plan): string {
+  const names = plan.features.slice(0, 6).map((f) => f.column ?? f.name);
+  const categories = plan.features.filter((f) => f.type === "category").length;
+  const source = plan.cohort ? "derived from patient records" : "columns";
+  return (
+    `${plan.features.length} ${source}, ${categories} of them categories ` +
+    `(${names.join(", ")}${plan.features.length > names.length ? ", …" : ""})`
   );
 }

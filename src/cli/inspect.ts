@@ -3,8 +3,9 @@ import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { importCsv } from "../../workers/import/csv";
 import type { ExampleSink } from "../../workers/import/parser";
-import { inputWidth, type Plan, parsePlan } from "../core/plan";
+import { cohortSpecOf, inputWidth, type Plan, parsePlan } from "../core/plan";
 import type { ImportProblem } from "../store/db";
+import { inspectCohort } from "./inspect-cohort";
 import { type CliResult, USAGE_ERROR } from "./privacy";
 
 /**
@@ -15,7 +16,7 @@ import { type CliResult, USAGE_ERROR } from "./privacy";
 export const INSPECT_USAGE = `Usage: fedward inspect --plan PLAN.json FILE_OR_DIR...
 
 Reads each file (directories recursively) as the site's import would, and prints a report per file and
-a last line:
+a last line. For a plan on FHIR or OMOP exports, the files are one export, joined by patient:
   examples=<n> features=<model inputs> labels=<class:count,...> skipped=<rows> errors=<files>
 Exits with 1 when the plan is invalid or nothing is importable, 2 on a usage error.
 `;
@@ -23,6 +24,7 @@ Exits with 1 when the plan is invalid or nothing is importable, 2 on a usage err
 /** Problems shown per file; the counts cover them all. */
 const SHOWN_PROBLEMS = 5;
 const CSV_NAME = /\.(csv|tsv|txt)$/i;
+const COHORT_NAME = /\.(ndjson|json|csv)(\.gz)?$/i;
 
 interface FileReport {
   examples: number;
@@ -52,7 +54,24 @@ export async function runInspectCli(argv: string[]): Promise<CliResult> {
   }
   const files = parsed.paths.flatMap(listFiles);
   const reports: FileReport[] = [];
-  for (const file of files) reports.push(await inspectFile(file, plan));
+  if (cohortSpecOf(plan)) {
+    // A cohort plan joins every file's records by patient, so its report is one for the whole export.
+    const r = await inspectCohort(
+      files.filter((f) => COHORT_NAME.test(f)),
+      plan,
+    );
+    const ignored = files.filter((f) => !COHORT_NAME.test(f));
+    const notes = ignored
+      .map((f) => `${f}: error: not a FHIR (.ndjson, .json) or OMOP (.csv) file\n`)
+      .join("");
+    reports.push({ ...r, text: notes + r.text, error: false });
+    // Files that could not be read at all count as errors in the last line, one each.
+    const failed = r.errors + ignored.length;
+    for (let i = 0; i < failed; i++)
+      reports.push({ examples: 0, positives: 0, skipped: 0, error: true, text: "" });
+  } else {
+    for (const file of files) reports.push(await inspectFile(file, plan));
+  }
   const examples = reports.reduce((s, r) => s + r.examples, 0);
   const positives = reports.reduce((s, r) => s + r.positives, 0);
   const skipped = reports.reduce((s, r) => s + r.skipped, 0);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type CohortSpec, derivedSchema, indexDateSchema, labelSchema } from "./cohort/spec";
 import { sha256Hex } from "./sha256";
 
 /**
@@ -9,7 +10,9 @@ import { sha256Hex } from "./sha256";
 const numberFeature = z
   .object({
     name: z.string().min(1),
-    column: z.string().min(1),
+    // A CSV plan reads the feature from this column; a cohort plan (FHIR, OMOP) derives it `from` records.
+    column: z.string().min(1).optional(),
+    from: derivedSchema.optional(),
     type: z.literal("number"),
     mean: z.number().finite(),
     std: z.number().finite().positive(),
@@ -22,7 +25,8 @@ const numberFeature = z
 const categoryFeature = z
   .object({
     name: z.string().min(1),
-    column: z.string().min(1),
+    column: z.string().min(1).optional(),
+    from: derivedSchema.optional(),
     type: z.literal("category"),
     // One model input per level (one-hot), in this order; a value outside the levels is a problem.
     levels: z
@@ -53,7 +57,7 @@ const csvSchema = z
   })
   .strict();
 
-export const planSchema = z
+const planShape = z
   .object({
     id: z
       .string()
@@ -62,9 +66,13 @@ export const planSchema = z
     task: z.literal("binary-classification").default("binary-classification"),
     features: z.array(featureSchema).min(1).max(4096),
     csv: csvSchema.optional(),
+    // A cohort plan: examples are patients of a FHIR or OMOP export, from this index date (see cohort/spec.ts).
+    cohort: z.object({ indexDate: indexDateSchema }).strict().optional(),
     label: z
       .object({
-        column: z.string().min(1),
+        // A CSV plan's label column, or a cohort plan's outcome criterion after the index date.
+        column: z.string().min(1).optional(),
+        criterion: labelSchema.optional(),
         positive: z.string().min(1),
         negative: z.string().min(1),
       })
@@ -102,55 +110,136 @@ export const planSchema = z
     rounds: z.number().int().positive().max(10000),
     minSites: z.number().int().positive().max(1000),
   })
-  .strict()
-  .superRefine((plan, ctx) => {
-    // A feature's name and its column must each be unique.
-    for (const key of ["name", "column"] as const) {
-      const seen = new Set<string>();
-      plan.features.forEach((f, i) => {
-        if (seen.has(f[key])) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["features", i, key],
-            message: `${key} "${f[key]}" is used by two features`,
-          });
-        }
-        seen.add(f[key]);
-      });
-    }
-    const columns = new Set(plan.features.map((f) => f.column));
-    if (columns.has(plan.label.column)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["label", "column"],
-        message: "the label column is also a feature",
-      });
-    }
-    const listed = plan.csv?.columns;
-    if (listed) {
-      if (new Set(listed).size !== listed.length) {
-        ctx.addIssue({ code: "custom", path: ["csv", "columns"], message: "column names must be unique" });
+  .strict();
+
+export const planSchema = planShape.superRefine((plan, ctx) => {
+  if (plan.cohort) checkCohortPlan(plan, ctx);
+  else checkCsvPlan(plan, ctx);
+  // A feature's name and its column must each be unique.
+  for (const key of ["name", "column"] as const) {
+    const seen = new Set<string>();
+    plan.features.forEach((f, i) => {
+      if (f[key] === undefined) return;
+      if (seen.has(f[key])) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["features", i, key],
+          message: `${key} "${f[key]}" is used by two features`,
+        });
       }
-      for (const column of [...columns, plan.label.column]) {
-        if (!listed.includes(column)) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["csv", "columns"],
-            message: `does not list "${column}", which the features or the label read`,
-          });
-        }
+      seen.add(f[key]);
+    });
+  }
+  const columns = new Set(plan.features.map((f) => f.column).filter((c) => c !== undefined));
+  if (plan.label.column !== undefined && columns.has(plan.label.column)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["label", "column"],
+      message: "the label column is also a feature",
+    });
+  }
+  const listed = plan.csv?.columns;
+  if (listed) {
+    if (new Set(listed).size !== listed.length) {
+      ctx.addIssue({ code: "custom", path: ["csv", "columns"], message: "column names must be unique" });
+    }
+    for (const column of [...columns, plan.label.column ?? ""]) {
+      if (!listed.includes(column)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["csv", "columns"],
+          message: `does not list "${column}", which the features or the label read`,
+        });
       }
     }
-    if (plan.label.positive === plan.label.negative) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["label", "negative"],
-        message: "must differ from label.positive",
-      });
-    }
-  });
+  }
+  if (plan.label.positive === plan.label.negative) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["label", "negative"],
+      message: "must differ from label.positive",
+    });
+  }
+});
 
 export type Plan = z.infer<typeof planSchema>;
+
+type PlanShape = z.infer<typeof planShape>;
+
+/** A CSV plan names a column for every feature and for the label, and derives nothing. */
+function checkCsvPlan(plan: PlanShape, ctx: z.RefinementCtx): void {
+  plan.features.forEach((f, i) => {
+    if (f.column === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["features", i, "column"],
+        message: "is required (the CSV column)",
+      });
+    if (f.from !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["features", i, "from"],
+        message: "needs a cohort: add plan.cohort with an index date, or read the feature from a column",
+      });
+  });
+  if (plan.label.column === undefined)
+    ctx.addIssue({ code: "custom", path: ["label", "column"], message: "is required (the CSV column)" });
+  if (plan.label.criterion !== undefined)
+    ctx.addIssue({ code: "custom", path: ["label", "criterion"], message: "needs plan.cohort" });
+}
+
+/**
+ * A cohort plan derives every feature `from` a patient's records and its label from a `criterion`, never
+ * from CSV columns; sex and coded observations are categories, everything else a number.
+ */
+function checkCohortPlan(plan: PlanShape, ctx: z.RefinementCtx): void {
+  plan.features.forEach((f, i) => {
+    if (f.from === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["features", i, "from"],
+        message: "is required in a cohort plan",
+      });
+      return;
+    }
+    if (f.column !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["features", i, "column"],
+        message: "a cohort plan reads no columns",
+      });
+    const categorical = f.from.kind === "sex" || f.from.kind === "observation-code";
+    if (categorical !== (f.type === "category"))
+      ctx.addIssue({
+        code: "custom",
+        path: ["features", i, "type"],
+        message: `must be "${categorical ? "category" : "number"}" for a feature from ${f.from.kind}`,
+      });
+  });
+  if (plan.label.criterion === undefined)
+    ctx.addIssue({ code: "custom", path: ["label", "criterion"], message: "is required in a cohort plan" });
+  if (plan.label.column !== undefined)
+    ctx.addIssue({ code: "custom", path: ["label", "column"], message: "a cohort plan reads no columns" });
+  if (plan.csv !== undefined)
+    ctx.addIssue({ code: "custom", path: ["csv"], message: "a cohort plan reads FHIR or OMOP, not CSV" });
+}
+
+/** The cohort engine's spec for a cohort plan (undefined for a CSV plan). */
+export function cohortSpecOf(plan: Plan): CohortSpec | undefined {
+  if (!plan.cohort || !plan.label.criterion) return undefined;
+  return {
+    indexDate: plan.cohort.indexDate,
+    features: plan.features.map((f) => ({ name: f.name, from: f.from as NonNullable<Feature["from"]> })),
+    label: plan.label.criterion,
+  };
+}
+
+/** A CSV plan's column for a feature or the label; validation guarantees one, so a miss is our bug. */
+export function csvColumn(owner: { column?: string | undefined }): string {
+  if (owner.column === undefined)
+    throw new Error("A CSV column was asked of a cohort plan; this is a bug in fedward.");
+  return owner.column;
+}
 
 export class PlanError extends Error {
   override name = "PlanError";

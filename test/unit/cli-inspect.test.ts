@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -117,5 +117,68 @@ describe("fedward inspect", () => {
 
     // Assert
     expect(stdout).toMatch(/^examples=189 features=30 labels=malignant:\d+,benign:\d+ skipped=0 errors=0$/m);
+  });
+});
+
+describe("fedward inspect on FHIR and OMOP exports", () => {
+  const FHIR_PLAN = "public/demo/synthea-hypertension-plan.json";
+  const DATA = "../shared/data";
+  const present = existsSync(`${DATA}/fhir/synthea-r4-bulk`) && existsSync(`${DATA}/omop/synthea27nj-cdm54`);
+  if (!present)
+    console.warn(`cli-inspect: ${DATA} is absent, so FHIR and OMOP dry runs are not tested here.`);
+  const last = (stdout: string) => stdout.trimEnd().split("\n").at(-1);
+
+  it.runIf(present)("gives the same examples from the Synthea bulk export and from its bundles", async () => {
+    // Execute
+    const bulk = await runInspectCli(["--plan", FHIR_PLAN, `${DATA}/fhir/synthea-r4-bulk`]);
+    const bundles = await runInspectCli(["--plan", FHIR_PLAN, `${DATA}/fhir/synthea-r4-bundles`]);
+
+    // Assert: 199 patients; 13 born after 2016-01-01 and 21 dead before it are excluded
+    const expected =
+      "examples=165 features=13 labels=systolic above 140 within 3 years:36," +
+      "no systolic above 140 within 3 years:129 skipped=0 errors=0";
+    expect(bulk.code).toBe(0);
+    expect(last(bulk.stdout)).toBe(expected);
+    expect(last(bundles.stdout)).toBe(expected);
+    expect(bulk.stdout).toContain("patients=199 examples=165 excluded=34 skipped=0");
+  });
+
+  it.runIf(present)("reads the OMOP tables of 28 persons with the same plan", async () => {
+    // Execute
+    const result = await runInspectCli(["--plan", FHIR_PLAN, `${DATA}/omop/synthea27nj-cdm54`]);
+
+    // Assert
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("PERSON rows=28 problems=0");
+    expect(result.stdout).toContain("DRUG_EXPOSURE.csv.gz: not a table the cohort engine reads; not used");
+    expect(result.stdout).toContain("patients=28 examples=24 excluded=4 skipped=0");
+  });
+
+  it.runIf(present)("refuses FHIR files and OMOP tables given together", async () => {
+    // Execute
+    const result = await runInspectCli([
+      "--plan",
+      FHIR_PLAN,
+      `${DATA}/fhir/synthea-r4-bulk/Patient.000.ndjson.gz`,
+      `${DATA}/omop/synthea27nj-cdm54/PERSON.csv.gz`,
+    ]);
+
+    // Assert
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("FHIR files and OMOP tables were given together");
+  });
+
+  it("reports a broken NDJSON line by line and byte, and still reads the rest", async () => {
+    // Prepare: a patient, a cut-off line and a condition (a made-up record, no real patient)
+    const dir = tempDir({
+      "Patient.ndjson": `${JSON.stringify({ resourceType: "Patient", id: "p1", gender: "female", birthDate: "1970-01-01" })}\n{"resourceType":"Observation",\n`,
+    });
+
+    // Execute
+    const result = await runInspectCli(["--plan", FHIR_PLAN, dir]);
+
+    // Assert
+    expect(result.stdout).toMatch(/Patient\.ndjson: resources=1 problems=1\n {2}.*line 2 \(byte \d+\)/);
+    expect(result.stdout).toContain("patients=1 examples=1 excluded=0 skipped=0");
   });
 });

@@ -1,4 +1,4 @@
-import type { Plan } from "../../src/core/plan";
+import { csvColumn, type Plan } from "../../src/core/plan";
 import { ImportError, quote } from "./parser";
 
 const DELIMITERS = [",", ";", "\t", "|"];
@@ -15,7 +15,7 @@ export interface ColumnMap {
  */
 export function mapHeader(header: string[], plan: Plan, fileName: string): ColumnMap {
   const names = header.map((name, i) => (i === 0 ? name.replace(/^\uFEFF/, "") : name).trim());
-  const wanted = [...plan.features.map((f) => f.column), plan.label.column];
+  const wanted = [...plan.features.map(csvColumn), csvColumn(plan.label)];
   const missing = wanted.filter((column) => !names.includes(column));
   if (missing.length > 0) {
     throw new ImportError(
@@ -32,8 +32,8 @@ export function mapHeader(header: string[], plan: Plan, fileName: string): Colum
     );
   }
   return {
-    features: plan.features.map((f) => names.indexOf(f.column)),
-    label: names.indexOf(plan.label.column),
+    features: plan.features.map((f) => names.indexOf(csvColumn(f))),
+    label: names.indexOf(csvColumn(plan.label)),
   };
 }
 
@@ -44,7 +44,7 @@ export function mapHeader(header: string[], plan: Plan, fileName: string): Colum
  */
 export function pickDelimiter(plan: Plan): (firstChunk: string) => string {
   const listed = plan.csv?.columns;
-  const wanted = new Set(listed ?? [...plan.features.map((f) => f.column), plan.label.column]);
+  const wanted = new Set(listed ?? [...plan.features.map(csvColumn), csvColumn(plan.label)]);
   return (firstChunk) => {
     const lines = firstChunk.split(/\r\n|\r|\n/).slice(plan.csv?.skipLines ?? 0);
     const firstLine = lines.find((line) => line.trim() !== "") ?? "";

@@ -1,5 +1,5 @@
 import { describeValue, encodeFeatures, type RawValue } from "../../src/core/features";
-import type { Plan } from "../../src/core/plan";
+import { csvColumn, type Plan } from "../../src/core/plan";
 import type { ImportProblem } from "../../src/store/db";
 import { type ColumnMap, mapHeader, pickDelimiter } from "./csv-header";
 import { streamCsv } from "./csv-stream";
@@ -34,6 +34,12 @@ export async function importCsv(
   options: ImportOptions & { chunkSize?: number } = {},
 ): Promise<ParseStats> {
   const fileName = sourceName(source, options.fileName);
+  if (plan.cohort) {
+    throw new ImportError(
+      `${fileName} is a CSV file, but this plan reads FHIR or OMOP exports of patient records. ` +
+        "Choose the export the federation asked for.",
+    );
+  }
   const totalBytes = typeof source === "string" ? source.length : source.size;
   const listed = plan.csv?.columns;
   let columns: ColumnMap | undefined;
@@ -123,7 +129,7 @@ function readExample(
     else {
       const value = parseNumber(cell, decimal);
       if (value === undefined) {
-        problems.push({ line, column: feature.column, message: `not a number (${describeValue(cell)})` });
+        problems.push({ line, column: csvColumn(feature), message: `not a number (${describeValue(cell)})` });
       }
       values[f] = value ?? Number.NaN;
     }
@@ -131,7 +137,7 @@ function readExample(
   const encoded = problems.length === 0 ? encodeFeatures(plan, values) : undefined;
   if (Array.isArray(encoded)) {
     for (const { feature, message } of encoded) {
-      problems.push({ line, column: plan.features[feature]?.column ?? "", message });
+      problems.push({ line, column: csvColumn(plan.features[feature] ?? {}), message });
     }
   }
   const label = (row[columns.label] ?? "").trim();
@@ -140,7 +146,7 @@ function readExample(
     const expected = `expected ${quote(plan.label.positive)} or ${quote(plan.label.negative)}`;
     const message =
       label === "" ? `missing value (${expected})` : `not a class (${describeValue(label)}): ${expected}`;
-    problems.push({ line, column: plan.label.column, message });
+    problems.push({ line, column: csvColumn(plan.label), message });
   }
   if (encoded === undefined || Array.isArray(encoded) || y === undefined) return undefined;
   return { x: encoded.x, y, imputed: encoded.imputed };

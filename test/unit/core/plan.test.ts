@@ -1,7 +1,10 @@
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   canonicalJson,
+  cohortSpecOf,
+  inputWidth,
   PlanError,
   paramCount,
   parsePlan,
@@ -325,5 +328,70 @@ describe("weightShapes and paramCount", () => {
     expect(deepCount).toBe(30 * 5 + 5 + 5 * 3 + 3 + 3 + 1);
     expect(logisticShapes).toEqual([[30, 1], [1]]);
     expect(logisticCount).toBe(31);
+  });
+});
+
+describe("cohort plans (FHIR and OMOP)", () => {
+  const fhirDemo = () =>
+    JSON.parse(readFileSync("public/demo/synthea-hypertension-plan.json", "utf8")) as Record<string, unknown>;
+
+  it("accepts the FHIR demo plan and gives the cohort engine its spec, in the plan's feature order", () => {
+    // Execute
+    const plan = parsePlan(fhirDemo());
+    const spec = cohortSpecOf(plan);
+
+    // Assert
+    expect(spec?.indexDate).toEqual({ kind: "fixed", date: "2016-01-01" });
+    expect(spec?.features.map((f) => f.name)).toEqual(plan.features.map((f) => f.name));
+    expect(spec?.features[1]?.from).toEqual({ kind: "sex" });
+    expect(spec?.label).toMatchObject({ kind: "observation", above: 140, horizonDays: 1096 });
+    // 8 numbers, sex (2 levels) and smoking (3 levels): 13 model inputs
+    expect(inputWidth(plan)).toBe(13);
+    expect(cohortSpecOf(parsePlan(demoPlanJson()))).toBeUndefined();
+  });
+
+  it.each([
+    [
+      "a feature with a column",
+      (p: Json) => (((p.features as Json[])[0] as Json).column = "age"),
+      "features.0.column",
+    ],
+    [
+      "a feature without from",
+      (p: Json) => delete ((p.features as Json[])[0] as Json).from,
+      "features.0.from",
+    ],
+    ["sex as a number", (p: Json) => (((p.features as Json[])[1] as Json).type = "number"), "features.1"],
+    ["no label criterion", (p: Json) => delete (p.label as Json).criterion, "label.criterion"],
+    ["a label column", (p: Json) => ((p.label as Json).column = "y"), "label.column"],
+    ["CSV options", (p: Json) => (p.csv = { decimal: "," }), "csv"],
+    [
+      "an impossible index date",
+      (p: Json) => ((p.cohort as Json).indexDate = { kind: "fixed", date: "2016-02-30" }),
+      "cohort.indexDate.date",
+    ],
+  ])("refuses %s, naming the field", (_, mutate, path) => {
+    // Prepare
+    const raw = fhirDemo();
+    mutate(raw);
+
+    // Execute
+    const execute = () => parsePlan(raw);
+
+    // Assert
+    expect(execute).toThrow(PlanError);
+    expect(execute).toThrow(new RegExp(`Fix these fields: .*${path.replace(/\./g, "\\.")}`));
+  });
+
+  it("refuses a CSV plan whose feature is derived from records", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    ((raw.features as Json[])[0] as Json).from = { kind: "age" };
+
+    // Execute
+    const execute = () => parsePlan(raw);
+
+    // Assert
+    expect(execute).toThrow(/features\.0\.from: needs a cohort/);
   });
 });

@@ -41,7 +41,7 @@ describe("importing the WDBC demo file", () => {
     const plan = demoPlan();
     const normalised = (cells: Record<string, string>) =>
       plan.features.map((f) =>
-        f.type === "number" ? Math.fround((Number(cells[f.column]) - f.mean) / f.std) : Number.NaN,
+        f.type === "number" ? Math.fround((Number(cells[f.column as string]) - f.mean) / f.std) : Number.NaN,
       );
     const label = (cells: Record<string, string>) => (cells.diagnosis === "malignant" ? 1 : 0);
     const inHoldout = (line: number) => isHoldout(line, plan.evaluation.holdoutFraction);
