@@ -1,15 +1,24 @@
 import { expose } from "comlink";
-import { inputWidth, type Plan } from "../src/core/plan";
+import { encodeFeatures } from "../src/core/features";
+import { cohortSpecOf, inputWidth, type Plan } from "../src/core/plan";
 import { Sha256 } from "../src/core/sha256";
-import { openDb } from "../src/store/db";
+import { openDb, type SourceFile } from "../src/store/db";
+import { importCohort as readCohort } from "./import/cohort-import";
 import { importCsv as parseCsv } from "./import/csv";
+import { ImportError } from "./import/parser";
 import { type ImportSummary, importDataset, toSummary } from "./import/shard-writer";
 
 export type { ImportSummary } from "./import/shard-writer";
 
 export interface ImportProgress {
-  /** "hashing": the file's SHA-256 for the manifest; "reading": parsing and storing examples. */
-  phase: "hashing" | "reading";
+  /**
+   * "hashing": a file's SHA-256 for the manifest; "reading": parsing (and for CSV, storing examples);
+   * "deriving": a FHIR or OMOP import's second pass, patient by patient.
+   */
+  phase: "hashing" | "reading" | "deriving";
+  /** For an import of several files: which one, 1-based, of how many. */
+  file?: number;
+  files?: number;
   bytesRead: number;
   totalBytes: number;
   rowsRead: number;
@@ -56,7 +65,118 @@ const api = {
       running = false;
     }
   },
+
+  /**
+   * Imports a FHIR (NDJSON, Bundles) or OMOP CDM export, several files at once, for a cohort plan: the
+   * records are joined by patient in IndexedDB staging without identifiers (workers/import/cohort-import.ts),
+   * each patient becomes one example, and the dataset replaces the previous one only once complete.
+   */
+  async importCohort(
+    files: File[],
+    plan: Plan,
+    federationId: string,
+    planHash: string,
+    onProgress?: (p: ImportProgress) => void,
+  ): Promise<ImportSummary> {
+    const spec = cohortSpecOf(plan);
+    if (!spec) {
+      throw new ImportError("This plan reads one CSV file, not a FHIR or OMOP export. Choose the CSV file.");
+    }
+    if (files.length === 0)
+      throw new ImportError("No files were chosen. Choose the export's files or folder.");
+    if (running) throw new Error("An import is already running in this tab. Wait for it to finish.");
+    running = true;
+    try {
+      const labels = new Map(files.map((f, i) => [f.name, fileLabel(i, files.length, f.name)]));
+      const sources: SourceFile[] = [];
+      for (const [i, file] of files.entries()) {
+        const sha256 = await hashFile(file, (bytesRead) =>
+          onProgress?.({
+            phase: "hashing",
+            file: i + 1,
+            files: files.length,
+            bytesRead,
+            totalBytes: file.size,
+            rowsRead: 0,
+          }),
+        );
+        sources.push({ name: labels.get(file.name) as string, size: file.size, sha256 });
+      }
+      const db = openDb();
+      const meta = {
+        federationId,
+        planHash,
+        fileName: `${files.length} file${files.length === 1 ? "" : "s"} of a patient-record export`,
+        sources,
+        numFeatures: inputWidth(plan),
+        holdoutFraction: plan.evaluation.holdoutFraction,
+      };
+      const row = await importDataset(db, meta, async (sink) => {
+        const imputed: Record<string, number> = {};
+        let skipped = 0;
+        const result = await readCohort(
+          files,
+          spec,
+          db,
+          async (holdoutKey, outcome) => {
+            if (outcome.kind === "excluded") return;
+            const encoded = encodeFeatures(plan, outcome.values);
+            if (Array.isArray(encoded)) {
+              skipped++;
+              for (const { feature, message } of encoded) {
+                sink.problem({
+                  line: 0,
+                  column: plan.features[feature]?.name ?? "",
+                  message: `a patient: ${message}`,
+                });
+              }
+              return;
+            }
+            for (const f of encoded.imputed) {
+              const name = plan.features[f]?.name as string;
+              imputed[name] = (imputed[name] ?? 0) + 1;
+            }
+            // The patient's stable key decides the split, so one patient is held out at every import.
+            await sink.add(encoded.x, outcome.label, holdoutKey);
+          },
+          {
+            onProgress: (p) =>
+              onProgress?.({
+                phase: p.phase,
+                file: p.fileIndex + 1,
+                files: p.files,
+                bytesRead: p.bytesRead,
+                totalBytes: p.totalBytes,
+                rowsRead: p.patients,
+              }),
+          },
+        );
+        for (const p of result.problems) {
+          sink.problem({
+            line: p.line ?? 0,
+            column: labels.get(p.file) ?? "(export)",
+            message: withoutNames(p.message, labels),
+          });
+        }
+        const excluded = Object.values(result.excluded).reduce((a, b) => a + b, 0);
+        return { rowsRead: result.patients, rowsSkipped: skipped + excluded, imputed };
+      });
+      return toSummary(row);
+    } finally {
+      running = false;
+    }
+  },
 };
+
+/**
+ * A file's name in the manifest and in problems of a multi-file export: its position and extension only.
+ * Exports name files after patients (Synthea's bundles are "Given_Family_<uuid>.json.gz"), and names
+ * must not reach IndexedDB.
+ */
+function fileLabel(index: number, count: number, name: string): string {
+  const extension = /(\.[a-z]+)+$/i.exec(name)?.[0] ?? "";
+  return `file ${index + 1} of ${count}${extension ? ` (${extension})` : ""}`;
+}
 
 /**
  * The file's SHA-256, streamed (a multi-gigabyte export never sits in memory), so the manifest says which
@@ -78,6 +198,13 @@ async function hashFile(file: Blob, onProgress: (bytesRead: number) => void): Pr
     }
   }
   return sha.digestHex();
+}
+
+/** Replaces every file name in a message by its label (the readers name the file they complain about). */
+function withoutNames(message: string, names: Map<string, string>): string {
+  let out = message;
+  for (const [name, label] of names) out = out.split(name).join(label);
+  return out;
 }
 
 export type ImportWorkerApi = typeof api;

@@ -11,7 +11,11 @@ export interface DataSectionState {
   locked: boolean;
 }
 
-function summaryView(s: ImportSummary, labels: { positive: string; negative: string }): HTMLElement {
+function summaryView(
+  s: ImportSummary,
+  labels: { positive: string; negative: string },
+  cohort: boolean,
+): HTMLElement {
   const total = s.positives + s.negatives;
   const share = (n: number) => (total ? `${((100 * n) / total).toFixed(1)}%` : "—");
   return h(
@@ -20,7 +24,10 @@ function summaryView(s: ImportSummary, labels: { positive: string; negative: str
     h(
       "p",
       {},
-      `${s.fileName}: ${total} examples imported (${s.numTrain} for training, ${s.numHoldout} held out for evaluation) from ${s.rowsRead} rows; ${s.rowsSkipped} rows skipped.`,
+      `${s.fileName}: ${total} examples imported (${s.numTrain} for training, ${s.numHoldout} held out for evaluation) ` +
+        (cohort
+          ? `from ${s.rowsRead} patients; ${s.rowsSkipped} patients left out (outside the cohort or incomplete).`
+          : `from ${s.rowsRead} rows; ${s.rowsSkipped} rows skipped.`),
     ),
     imputedLine(s.imputed),
     manifestLine(s),
@@ -83,41 +90,44 @@ export async function dataSection(
   void showStorage(false);
   const progress = h("p", { class: "muted", "data-testid": "import-progress" });
   const labels = enrollment.plan.label;
+  const cohort = enrollment.plan.cohort !== undefined;
   const existing = await getCompleteDataset(db, enrollment.federationId);
   if (existing?.planHash === enrollment.planHash) {
     state.datasetId = existing.id;
-    out.replaceChildren(summaryView(existing, labels));
+    out.replaceChildren(summaryView(existing, labels, cohort));
   }
 
-  const run = async (file: File) => {
+  const run = async (files: File[]) => {
+    const what = files.length === 1 ? (files[0] as File).name : `${files.length} files`;
     if (state.locked) {
-      progress.textContent = `Leave training before importing ${file.name}: training is reading the current data.`;
+      progress.textContent = `Leave training before importing ${what}: training is reading the current data.`;
       return;
     }
     out.replaceChildren();
-    progress.textContent = `Reading ${file.name}…`;
+    progress.textContent = `Reading ${what}…`;
     // Asked on the clinician's action, once data is about to be kept here.
     void showStorage(true);
     try {
       const api: Remote<ImportWorkerApi> = importer.api;
+      const onProgress = proxy((p: ImportProgress) => {
+        const percent = Math.round((100 * p.bytesRead) / Math.max(1, p.totalBytes));
+        const which = p.files && p.files > 1 ? ` file ${p.file} of ${p.files}` : ` ${what}`;
+        progress.textContent =
+          p.phase === "hashing"
+            ? `Checking${which} (SHA-256): ${percent}%`
+            : p.phase === "deriving"
+              ? `Building one example per patient: ${p.rowsRead} patients`
+              : `Reading${which}: ${p.rowsRead} ${cohort ? "patients" : "rows"} (${percent}%)`;
+      });
+      const { plan, federationId, planHash } = enrollment;
       const summary = await importer.guard(
-        api.importCsv(
-          file,
-          enrollment.plan,
-          enrollment.federationId,
-          enrollment.planHash,
-          proxy((p: ImportProgress) => {
-            const percent = Math.round((100 * p.bytesRead) / Math.max(1, p.totalBytes));
-            progress.textContent =
-              p.phase === "hashing"
-                ? `Checking ${file.name} (SHA-256): ${percent}%`
-                : `Reading ${file.name}: ${p.rowsRead} rows (${percent}%)`;
-          }),
-        ),
+        cohort
+          ? api.importCohort(files, plan, federationId, planHash, onProgress)
+          : api.importCsv(files[0] as File, plan, federationId, planHash, onProgress),
       );
       progress.textContent = "";
       state.datasetId = summary.id;
-      out.replaceChildren(summaryView(summary, labels));
+      out.replaceChildren(summaryView(summary, labels, cohort));
       void showStorage(false);
     } catch (e) {
       progress.textContent = "";
@@ -129,22 +139,40 @@ export async function dataSection(
     onChange();
   };
 
+  // A cohort plan reads an export of many files (FHIR NDJSON or Bundles, or OMOP tables): files or a folder.
+  const accept = cohort ? ".ndjson,.json,.gz,.csv,application/fhir+json" : ".csv,text/csv";
   const input = h("input", {
     type: "file",
     id: "file-input",
-    accept: ".csv,text/csv",
+    accept,
+    multiple: cohort,
     "data-testid": "file-input",
   }) as HTMLInputElement;
-  input.addEventListener("change", () => {
-    const f = input.files?.[0];
-    if (f) void run(f);
-  });
+  const folder = h("input", {
+    type: "file",
+    id: "folder-input",
+    webkitdirectory: true,
+    "data-testid": "folder-input",
+  }) as HTMLInputElement;
+  for (const el of [input, folder]) {
+    el.addEventListener("change", () => {
+      const files = [...(el.files ?? [])];
+      if (files.length > 0) void run(cohort ? files : files.slice(0, 1));
+    });
+  }
   const drop = h(
     "div",
     { class: "drop" },
-    h("label", { for: "file-input" }, "Choose a CSV export "),
+    h("label", { for: "file-input" }, cohort ? "Choose the export's files " : "Choose a CSV export "),
     input,
-    h("p", { class: "muted" }, "or drop the file here. It is read on this computer only."),
+    cohort ? h("span", {}, " or its folder ", folder) : null,
+    h(
+      "p",
+      { class: "muted" },
+      cohort
+        ? "FHIR Bulk Data (.ndjson, .ndjson.gz), FHIR Bundles (.json) or OMOP CDM tables (.csv). Or drop the files here. They are read on this computer only."
+        : "or drop the file here. It is read on this computer only.",
+    ),
   );
   drop.addEventListener("dragover", (e) => {
     e.preventDefault();
@@ -154,8 +182,8 @@ export async function dataSection(
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    const f = (e as DragEvent).dataTransfer?.files[0];
-    if (f) void run(f);
+    const files = [...((e as DragEvent).dataTransfer?.files ?? [])];
+    if (files.length > 0) void run(cohort ? files : files.slice(0, 1));
   });
   return h("section", {}, h("h2", {}, "Data"), drop, progress, out, storage);
 }
@@ -175,15 +203,41 @@ function imputedLine(imputed: Record<string, number> | undefined): HTMLElement |
 
 /** The manifest: which file (size and SHA-256, to match against the export) and how long the import took. */
 function manifestLine(s: ImportSummary): HTMLElement | null {
-  const file = s.sources?.[0];
-  if (!file) return null;
+  const files = s.sources ?? [];
+  const first = files[0];
+  if (!first) return null;
   const seconds = s.importMs === undefined ? "" : `; imported in ${(s.importMs / 1000).toFixed(1)} s`;
+  if (files.length === 1) {
+    return h(
+      "p",
+      {
+        class: "muted",
+        "data-testid": "manifest",
+        "data-sha256": first.sha256,
+        "data-size": String(first.size),
+      },
+      `File: ${first.name}, ${megabytes(first.size)}, SHA-256 `,
+      h("span", { class: "hash" }, first.sha256),
+      seconds,
+    );
+  }
+  const size = files.reduce((sum, f) => sum + f.size, 0);
   return h(
-    "p",
-    { class: "muted", "data-testid": "manifest", "data-sha256": file.sha256, "data-size": String(file.size) },
-    `File: ${file.name}, ${megabytes(file.size)}, SHA-256 `,
-    h("span", { class: "hash" }, file.sha256),
-    seconds,
+    "details",
+    {
+      class: "muted",
+      "data-testid": "manifest",
+      "data-files": String(files.length),
+      "data-size": String(size),
+    },
+    h("summary", {}, `${files.length} files, ${megabytes(size)} in all${seconds}; their SHA-256`),
+    h(
+      "ul",
+      {},
+      ...files.map((f) =>
+        h("li", {}, `${f.name}, ${megabytes(f.size)}: `, h("span", { class: "hash" }, f.sha256)),
+      ),
+    ),
   );
 }
 

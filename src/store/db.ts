@@ -1,4 +1,6 @@
 import Dexie, { type EntityTable } from "dexie";
+import type { ConditionFact, EncounterFact, ObservationFact, PatientFact } from "../core/cohort/facts";
+import type { Span } from "../core/cohort/time";
 import type { Plan } from "../core/plan";
 
 /**
@@ -124,6 +126,31 @@ export interface ReleaseRow {
   refused?: string;
 }
 
+/**
+ * One fact of a cohort import in progress (workers/import/cohort-import.ts), between its two passes; every
+ * row of an import is deleted when it ends, fails or is cancelled. Nothing here identifies a patient:
+ * `patient` is a sequential number that only the import worker's memory maps to a patient, every time is
+ * shifted by a secret whole number of days per patient (kept in that memory only), and a fact's `id` is
+ * an 8-hex-digit hash of the resource id, kept only to order facts of the same time the same way in
+ * every import. Keyed [importId+patient+seq], so one patient's facts are one key range.
+ */
+export type StagingRow = {
+  /** Random per import (crypto.randomUUID), not derived from the data. */
+  importId: string;
+  patient: number;
+  /** Write order within the import. */
+  seq: number;
+} & StagedFact;
+
+export type StagedFact =
+  | { kind: "patient"; fact: PatientFact }
+  | { kind: "death"; death: Span }
+  | { kind: "observation"; fact: ObservationFact }
+  | { kind: "condition"; fact: ConditionFact }
+  | { kind: "encounter"; fact: EncounterFact }
+  /** A problem of this patient's record (built from the spec and table names only); `rank` orders them. */
+  | { kind: "problem"; message: string; rank: number };
+
 export const SHARD_SIZE = 256;
 export const MAX_PROBLEMS = 200;
 
@@ -133,6 +160,7 @@ export class FedwardDb extends Dexie {
   shards!: EntityTable<ShardRow, "id">;
   rounds!: Dexie.Table<RoundRow, [string, number]>;
   releases!: Dexie.Table<ReleaseRow, [string, number]>;
+  staging!: Dexie.Table<StagingRow, [string, number, number]>;
 
   constructor(name = "fedward") {
     super(name);
@@ -143,6 +171,7 @@ export class FedwardDb extends Dexie {
       rounds: "[federationId+round], federationId",
     });
     this.version(2).stores({ releases: "[federationId+round], federationId" });
+    this.version(3).stores({ staging: "[importId+patient+seq]" });
   }
 }
 

@@ -102,6 +102,46 @@ export function omopFacts(
   return sortFacts({ patient, observations, conditions, encounters });
 }
 
+/** The tables a cohort reads, one row at a time (the browser's import streams them). */
+export type OmopFactTable =
+  | "PERSON"
+  | "DEATH"
+  | "MEASUREMENT"
+  | "OBSERVATION"
+  | "CONDITION_OCCURRENCE"
+  | "VISIT_OCCURRENCE";
+
+export type OmopRowFact =
+  | { kind: "patient"; fact: PatientFact }
+  | { kind: "death"; death: Span }
+  | { kind: "observation"; fact: ObservationFact }
+  | { kind: "condition"; fact: ConditionFact }
+  | { kind: "encounter"; fact: EncounterFact };
+
+/**
+ * One row's fact, read exactly as `omopFacts` reads it within a person's tables; undefined (and counted in
+ * `problems`) for a row without a readable day. A PERSON row's fact has no death: DEATH rows give it.
+ */
+export function omopRowFact(
+  table: OmopFactTable,
+  row: OmopRow,
+  problems: Problems,
+  sourceSystems: readonly string[],
+): OmopRowFact | undefined {
+  if (table === "PERSON") return { kind: "patient", fact: personFact(row, undefined, problems) };
+  if (table === "DEATH") {
+    const death = deathSpan(row, problems);
+    return death === undefined ? undefined : { kind: "death", death };
+  }
+  const t = { MEASUREMENT, OBSERVATION, CONDITION_OCCURRENCE: CONDITION, VISIT_OCCURRENCE: VISIT }[table];
+  const r = readRow(row, t, problems, sourceSystems);
+  if (r === undefined) return undefined;
+  if (table === "CONDITION_OCCURRENCE")
+    return { kind: "condition", fact: { id: r.id, time: r.time, codes: r.codes } };
+  if (table === "VISIT_OCCURRENCE") return { kind: "encounter", fact: { time: r.time, codes: r.codes } };
+  return { kind: "observation", fact: r };
+}
+
 interface Table {
   name: string;
   id: string;
@@ -251,10 +291,14 @@ function personFact(person: OmopRow, death: OmopRow | undefined, problems: Probl
     byConcept ?? GENDER_SOURCES.get(person.gender_source_value?.trim().toLowerCase() ?? "") ?? "unknown";
   if (gender === "unknown")
     problems.add("PERSON gender_concept_id is neither 8507 (male) nor 8532 (female); sex read as unknown");
-  const deathDay = death === undefined ? undefined : dateOrDatetime(death.death_date, death.death_datetime);
-  if (death !== undefined && deathDay === undefined)
-    problems.add("DEATH row without a readable death_date was ignored");
+  const deathDay = death === undefined ? undefined : deathSpan(death, problems);
   return { birth: birthSpan(person, problems), gender, death: deathDay };
+}
+
+function deathSpan(death: OmopRow, problems: Problems): Span | undefined {
+  const day = dateOrDatetime(death.death_date, death.death_datetime);
+  if (day === undefined) problems.add("DEATH row without a readable death_date was ignored");
+  return day;
 }
 
 /**
