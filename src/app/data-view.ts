@@ -97,6 +97,11 @@ export async function dataSection(
     out.replaceChildren(summaryView(existing, labels, cohort));
   }
 
+  const cancelButton = h(
+    "button",
+    { class: "secondary", "data-testid": "cancel-import", hidden: true },
+    "Cancel import",
+  ) as HTMLButtonElement;
   const run = async (files: File[]) => {
     const what = files.length === 1 ? (files[0] as File).name : `${files.length} files`;
     if (state.locked) {
@@ -105,6 +110,18 @@ export async function dataSection(
     }
     out.replaceChildren();
     progress.textContent = `Reading ${what}…`;
+    // Cancelling ends the import worker; the dataset imported before stays (a new one replaces it only once
+    // complete), and what the killed import left in IndexedDB is swept by the next one.
+    let cancel = () => {};
+    const cancelled = new Promise<never>((_, reject) => {
+      cancel = () => {
+        importer.terminate();
+        reject(new DOMException(`The import of ${what} was cancelled.`, "AbortError"));
+      };
+    });
+    cancelled.catch(() => {});
+    cancelButton.onclick = () => cancel();
+    cancelButton.hidden = false;
     // Asked on the clinician's action, once data is about to be kept here.
     void showStorage(true);
     try {
@@ -120,21 +137,35 @@ export async function dataSection(
               : `Reading${which}: ${p.rowsRead} ${cohort ? "patients" : "rows"} (${percent}%)`;
       });
       const { plan, federationId, planHash } = enrollment;
-      const summary = await importer.guard(
-        cohort
-          ? api.importCohort(files, plan, federationId, planHash, onProgress)
-          : api.importCsv(files[0] as File, plan, federationId, planHash, onProgress),
-      );
+      const summary = await Promise.race([
+        importer.guard(
+          cohort
+            ? api.importCohort(files, plan, federationId, planHash, onProgress)
+            : api.importCsv(files[0] as File, plan, federationId, planHash, onProgress),
+        ),
+        cancelled,
+      ]);
       progress.textContent = "";
       state.datasetId = summary.id;
       out.replaceChildren(summaryView(summary, labels, cohort));
       void showStorage(false);
     } catch (e) {
       progress.textContent = "";
+      const aborted = (e as Error).name === "AbortError";
       out.replaceChildren(
-        h("p", { class: "error", role: "alert", "data-kind": "input" }, (e as Error).message),
-        state.datasetId ? h("p", { class: "muted" }, "The data imported before is unchanged.") : "",
+        h(
+          "p",
+          aborted
+            ? { role: "status", "data-testid": "import-cancelled" }
+            : { class: "error", role: "alert", "data-kind": "input" },
+          (e as Error).message,
+        ),
+        state.datasetId ? h("p", { class: "muted" }, "The data imported before is unchanged:") : "",
       );
+      const before = await getCompleteDataset(db, enrollment.federationId);
+      if (before?.id === state.datasetId && before) out.append(summaryView(before, labels, cohort));
+    } finally {
+      cancelButton.hidden = true;
     }
     onChange();
   };
@@ -185,7 +216,7 @@ export async function dataSection(
     const files = [...((e as DragEvent).dataTransfer?.files ?? [])];
     if (files.length > 0) void run(cohort ? files : files.slice(0, 1));
   });
-  return h("section", {}, h("h2", {}, "Data"), drop, progress, out, storage);
+  return h("section", {}, h("h2", {}, "Data"), drop, progress, cancelButton, out, storage);
 }
 
 /** Missing values the plan's rules filled in, per feature, so the clinician sees how much was guessed. */

@@ -117,6 +117,22 @@ describe("importing a hospital's CSV in the browser", () => {
     await page.getByTestId("file-input").setInputFiles(messy);
     await page.locator(`[data-testid=manifest][data-size='${statSync(messy).size}']`).waitFor();
 
+    // A large import cancelled half-way leaves the earlier dataset as it was
+    const big = join(dir, "big.csv");
+    const body = readFileSync("public/demo/wdbc-site1.csv", "utf8").trim().split("\n").slice(1);
+    writeFileSync(big, `${header}\n${Array.from({ length: 600 }, () => body.join("\n")).join("\n")}\n`);
+    await page.getByTestId("file-input").setInputFiles(big);
+    await page.waitForFunction(() =>
+      /Reading big\.csv: [1-9]/.test(
+        document.querySelector("[data-testid=import-progress]")?.textContent ?? "",
+      ),
+    );
+    await page.getByTestId("cancel-import").click();
+    expect(await page.getByTestId("import-cancelled").innerText()).toBe(
+      "The import of big.csv was cancelled.",
+    );
+    expect(await summary.getAttribute("data-examples")).toBe("26");
+
     // A file without the label column: refused by name, the earlier import stays
     await page.getByTestId("file-input").setInputFiles(noLabel);
     const alert = page.getByRole("alert");
