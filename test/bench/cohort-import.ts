@@ -15,28 +15,16 @@ import { openDb } from "../../src/store/db";
 import { importCohort } from "../../workers/import/cohort-import";
 import { readFhirFile } from "../../workers/import/fhir-read";
 import { PatientKeys } from "../../workers/import/staging";
+import { hypertension } from "../support/cohort-specs";
 
 const DIR = fileURLToPath(new URL("../../../shared/data/fhir/synthea-r4-bulk", import.meta.url));
 const RUNS = 3;
 const MiB = 1 << 20;
 
-const loinc = (code: string) => ({ system: "http://loinc.org", code });
-const snomed = (code: string) => ({ system: "http://snomed.info/sct", code });
+/** The Synthea hypertension spec, indexed at each patient's first encounter so encounters are staged too. */
 const spec = parseCohortSpec({
+  ...hypertension,
   indexDate: { kind: "first-encounter", onOrAfter: "2012-01-01" },
-  features: [
-    { name: "age", from: { kind: "age" } },
-    { name: "sex", from: { kind: "sex" } },
-    { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
-    {
-      name: "systolic",
-      from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
-    },
-    { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
-    { name: "smoking", from: { kind: "observation-code", codes: [loinc("72166-2")] } },
-    { name: "diabetes", from: { kind: "condition", codes: [snomed("44054006")] } },
-  ],
-  label: { kind: "condition", codes: [snomed("38341003")], horizonDays: 1096, excludePrior: true },
 });
 
 function median(xs: number[]): number {

@@ -11,40 +11,15 @@ import {
 import { observationFactPlain } from "../../../src/core/cohort/observation-plain";
 import { type CohortSpec, CohortSpecError, parseCohortSpec } from "../../../src/core/cohort/spec";
 import { convertUnit } from "../../../src/core/cohort/ucum";
+import { hypertension, loinc, snomed } from "../../support/cohort-specs";
 
 const DATA = "../shared/data/fhir";
 if (!existsSync(DATA)) console.warn("cohort-fhir real-data tests skipped: ../shared/data absent");
-
-const LOINC = "http://loinc.org";
-const SNOMED = "http://snomed.info/sct";
-const loinc = (code: string) => ({ system: LOINC, code });
-const snomed = (code: string) => ({ system: SNOMED, code });
 
 /**
  * A hypertension risk model as a clinician would write it. Index 2016-01-01 because the Synthea sample's
  * vital signs start around 2010 and hypertension diagnoses in 2016–2018 give both label classes.
  */
-const hypertension = parseCohortSpec({
-  indexDate: { kind: "fixed", date: "2016-01-01" },
-  features: [
-    { name: "age", from: { kind: "age" } },
-    { name: "sex", from: { kind: "sex" } },
-    { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
-    {
-      name: "systolic",
-      from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
-    },
-    {
-      name: "diastolic",
-      from: { kind: "observation", codes: [loinc("8462-4")], stat: "latest", unit: "mm[Hg]" },
-    },
-    { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
-    { name: "smoking", from: { kind: "observation-code", codes: [loinc("72166-2")] } },
-    { name: "prediabetes", from: { kind: "condition", codes: [snomed("15777000")] } },
-    { name: "diabetes", from: { kind: "condition", codes: [snomed("44054006")] } },
-  ],
-  label: { kind: "condition", codes: [snomed("38341003")], horizonDays: 1096, excludePrior: true },
-});
 
 type Grouped = Map<string, { patient: FhirResource; resources: FhirResource[] }>;
 

@@ -5,7 +5,6 @@ import { describe, expect, it } from "vitest";
 import { type CohortOutcome, extractFhir, type FhirResource } from "../../../src/core/cohort/fhir";
 import {
   extractOmop,
-  OMOP_CONCEPT_SYSTEM,
   type OmopPersonTables,
   type OmopRow,
   omopFacts,
@@ -14,49 +13,13 @@ import {
 } from "../../../src/core/cohort/omop";
 import { Problems } from "../../../src/core/cohort/problems";
 import { type CohortSpec, parseCohortSpec } from "../../../src/core/cohort/spec";
+import { concept, LOINC, loinc, OMOP_INDEX, omopSpec, SNOMED, snomed } from "../../support/cohort-specs";
 
 const DATA = "../shared/data/omop/synthea27nj-cdm54";
 if (!existsSync(DATA)) console.warn("cohort-omop real-data tests skipped: ../shared/data/omop absent");
 
-const LOINC = "http://loinc.org";
-const SNOMED = "http://snomed.info/sct";
-const loinc = (code: string) => ({ system: LOINC, code });
-const snomed = (code: string) => ({ system: SNOMED, code });
-const concept = (code: string) => ({ system: OMOP_CONCEPT_SYSTEM, code });
-
-const INDEX = "2018-01-01";
-
-/**
- * A risk model written against codes the Synthea OMOP export holds: LOINC vitals and HbA1c as
- * measurement_source_value, SNOMED hypertension as condition_source_value (Synthea writes essential
- * hypertension 59621000; 38341003 is listed too, as a clinician would, though this export has none), and
- * viral sinusitis, the most frequent disorder dated 2018–2020, as the label. systolicById asks for the same
- * measurement by its OMOP concept id, so the real data checks concept matching against source matching.
- */
-const spec = parseCohortSpec({
-  indexDate: { kind: "fixed", date: INDEX },
-  features: [
-    { name: "age", from: { kind: "age" } },
-    { name: "sex", from: { kind: "sex" } },
-    { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
-    {
-      name: "systolic",
-      from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
-    },
-    {
-      name: "diastolic",
-      from: { kind: "observation", codes: [loinc("8462-4")], stat: "latest", unit: "mm[Hg]" },
-    },
-    { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
-    { name: "bpCount", from: { kind: "observation", codes: [loinc("8480-6")], stat: "count" } },
-    { name: "hypertension", from: { kind: "condition", codes: [snomed("38341003"), snomed("59621000")] } },
-    {
-      name: "systolicById",
-      from: { kind: "observation", codes: [concept("3004249")], stat: "latest", unit: "mm[Hg]" },
-    },
-  ],
-  label: { kind: "condition", codes: [snomed("444814009")], horizonDays: 1096 },
-});
+const INDEX = OMOP_INDEX;
+const spec = omopSpec;
 
 const RANGES: Record<string, [number, number]> = {
   age: [0, 120],

@@ -11,13 +11,7 @@ import {
   type FhirResource,
   patientRef,
 } from "../../../src/core/cohort/fhir";
-import {
-  extractOmop,
-  OMOP_CONCEPT_SYSTEM,
-  type OmopPersonTables,
-  type OmopRow,
-  personId,
-} from "../../../src/core/cohort/omop";
+import { extractOmop, type OmopPersonTables, type OmopRow, personId } from "../../../src/core/cohort/omop";
 import { type CohortSpec, parseCohortSpec } from "../../../src/core/cohort/spec";
 import type { FedwardDb, StagingRow } from "../../../src/store/db";
 import {
@@ -27,6 +21,7 @@ import {
 } from "../../../workers/import/cohort-import";
 import { omopTableOf, readOmopTable } from "../../../workers/import/omop-read";
 import { fnv1a32 } from "../../../workers/import/staging";
+import { hypertension, omopSpec } from "../../support/cohort-specs";
 import { freshDb } from "./support";
 
 const DATA = "../shared/data";
@@ -39,67 +34,10 @@ const HAVE_OMOP = existsSync(OMOP);
 if (!HAVE_FHIR) console.warn("cohort-import FHIR real-data tests skipped: ../shared/data/fhir absent");
 if (!HAVE_OMOP) console.warn("cohort-import OMOP real-data tests skipped: ../shared/data/omop absent");
 
-const loinc = (code: string) => ({ system: "http://loinc.org", code });
-const snomed = (code: string) => ({ system: "http://snomed.info/sct", code });
-
-/** The hypertension spec of test/unit/core/cohort-fhir.test.ts. */
-const hypertension = parseCohortSpec({
-  indexDate: { kind: "fixed", date: "2016-01-01" },
-  features: [
-    { name: "age", from: { kind: "age" } },
-    { name: "sex", from: { kind: "sex" } },
-    { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
-    {
-      name: "systolic",
-      from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
-    },
-    {
-      name: "diastolic",
-      from: { kind: "observation", codes: [loinc("8462-4")], stat: "latest", unit: "mm[Hg]" },
-    },
-    { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
-    { name: "smoking", from: { kind: "observation-code", codes: [loinc("72166-2")] } },
-    { name: "prediabetes", from: { kind: "condition", codes: [snomed("15777000")] } },
-    { name: "diabetes", from: { kind: "condition", codes: [snomed("44054006")] } },
-  ],
-  label: { kind: "condition", codes: [snomed("38341003")], horizonDays: 1096, excludePrior: true },
-});
-
 /** The same spec indexed at each patient's first encounter, so encounters are staged too. */
 const firstEncounter = parseCohortSpec({
   ...hypertension,
   indexDate: { kind: "first-encounter", onOrAfter: "2012-01-01" },
-});
-
-/** The spec of test/unit/core/cohort-omop.test.ts. */
-const omopSpec = parseCohortSpec({
-  indexDate: { kind: "fixed", date: "2018-01-01" },
-  features: [
-    { name: "age", from: { kind: "age" } },
-    { name: "sex", from: { kind: "sex" } },
-    { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
-    {
-      name: "systolic",
-      from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
-    },
-    {
-      name: "diastolic",
-      from: { kind: "observation", codes: [loinc("8462-4")], stat: "latest", unit: "mm[Hg]" },
-    },
-    { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
-    { name: "bpCount", from: { kind: "observation", codes: [loinc("8480-6")], stat: "count" } },
-    { name: "hypertension", from: { kind: "condition", codes: [snomed("38341003"), snomed("59621000")] } },
-    {
-      name: "systolicById",
-      from: {
-        kind: "observation",
-        codes: [{ system: OMOP_CONCEPT_SYSTEM, code: "3004249" }],
-        stat: "latest",
-        unit: "mm[Hg]",
-      },
-    },
-  ],
-  label: { kind: "condition", codes: [snomed("444814009")], horizonDays: 1096 },
 });
 
 type NamedFile = Blob & { name: string };
