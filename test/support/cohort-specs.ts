@@ -9,22 +9,27 @@ export const loinc = (code: string) => ({ system: LOINC, code });
 export const snomed = (code: string) => ({ system: SNOMED, code });
 export const concept = (code: string) => ({ system: OMOP_CONCEPT_SYSTEM, code });
 
+/** Age, sex and the latest vitals and HbA1c before the index date: the first features of both specs. */
+const vitals = [
+  { name: "age", from: { kind: "age" } },
+  { name: "sex", from: { kind: "sex" } },
+  { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
+  {
+    name: "systolic",
+    from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
+  },
+  {
+    name: "diastolic",
+    from: { kind: "observation", codes: [loinc("8462-4")], stat: "latest", unit: "mm[Hg]" },
+  },
+  { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
+];
+
 /** Incident hypertension on the Synthea FHIR sample, from 2016-01-01, with the usual risk factors. */
 export const hypertension = parseCohortSpec({
   indexDate: { kind: "fixed", date: "2016-01-01" },
   features: [
-    { name: "age", from: { kind: "age" } },
-    { name: "sex", from: { kind: "sex" } },
-    { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
-    {
-      name: "systolic",
-      from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
-    },
-    {
-      name: "diastolic",
-      from: { kind: "observation", codes: [loinc("8462-4")], stat: "latest", unit: "mm[Hg]" },
-    },
-    { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
+    ...vitals,
     { name: "smoking", from: { kind: "observation-code", codes: [loinc("72166-2")] } },
     { name: "prediabetes", from: { kind: "condition", codes: [snomed("15777000")] } },
     { name: "diabetes", from: { kind: "condition", codes: [snomed("44054006")] } },
@@ -44,18 +49,7 @@ export const OMOP_INDEX = "2018-01-01";
 export const omopSpec = parseCohortSpec({
   indexDate: { kind: "fixed", date: OMOP_INDEX },
   features: [
-    { name: "age", from: { kind: "age" } },
-    { name: "sex", from: { kind: "sex" } },
-    { name: "bmi", from: { kind: "observation", codes: [loinc("39156-5")], stat: "latest", unit: "kg/m2" } },
-    {
-      name: "systolic",
-      from: { kind: "observation", codes: [loinc("8480-6")], stat: "latest", unit: "mm[Hg]" },
-    },
-    {
-      name: "diastolic",
-      from: { kind: "observation", codes: [loinc("8462-4")], stat: "latest", unit: "mm[Hg]" },
-    },
-    { name: "hba1c", from: { kind: "observation", codes: [loinc("4548-4")], stat: "latest", unit: "%" } },
+    ...vitals,
     { name: "bpCount", from: { kind: "observation", codes: [loinc("8480-6")], stat: "count" } },
     { name: "hypertension", from: { kind: "condition", codes: [snomed("38341003"), snomed("59621000")] } },
     {
