@@ -99,7 +99,8 @@ export async function stageFhir(
       entry,
     );
   };
-  for await (const r of readFhirFile(file, onProblem, read) as AsyncIterable<FhirResource>) {
+  const options = { ...read, wantType: (type: string) => type === "Patient" || FACT_TYPES.has(type) };
+  for await (const r of readFhirFile(file, onProblem, options) as AsyncIterable<FhirResource>) {
     entry.kind = "fhir";
     entry.resources++;
     const isPatient = r.resourceType === "Patient";

@@ -26,6 +26,12 @@ export interface ReadOptions {
   maxLineBytes?: number;
   /** A bundle is parsed whole: a file, or its decompressed data, over this size is refused. */
   maxBundleBytes?: number;
+  /**
+   * NDJSON lines of a resource type the caller does not use are skipped without being parsed (about 60%
+   * of a Synthea export is Claims and ExplanationOfBenefits). Only lines that begin with
+   * `{"resourceType":"<type>"` are judged by their first bytes; any other line is parsed as usual.
+   */
+  wantType?: (resourceType: string) => boolean;
 }
 
 type OnProblem = (problem: FhirProblem) => void;
@@ -55,7 +61,11 @@ export async function* readNdjson(
   const gzip = await isGzip(file);
   const maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
   const lines = new LineSplitter(maxLineBytes);
-  const read = (line: Line) => parseLine(line, { file: name, gzip, maxLineBytes, onProblem });
+  const { wantType } = options;
+  const read = (line: Line) =>
+    wantType !== undefined && unwantedType(line.bytes, wantType)
+      ? undefined
+      : parseLine(line, { file: name, gzip, maxLineBytes, onProblem });
   let failed = false;
   const onError = (error: unknown) => {
     failed = true;
@@ -269,6 +279,25 @@ class LineSplitter {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+const TYPE_PREFIX = new TextEncoder().encode('{"resourceType":"');
+const QUOTE = 0x22;
+
+/** Whether a line starts `{"resourceType":"<type>"` with a type the caller does not want. */
+function unwantedType(bytes: Uint8Array, wantType: (type: string) => boolean): boolean {
+  if (bytes.length <= TYPE_PREFIX.length) return false;
+  for (let i = 0; i < TYPE_PREFIX.length; i++) if (bytes[i] !== TYPE_PREFIX[i]) return false;
+  const end = bytes.indexOf(QUOTE, TYPE_PREFIX.length);
+  // Resource type names are short ASCII words; anything else is left to the full parse.
+  if (end < 0 || end - TYPE_PREFIX.length > 64) return false;
+  let type = "";
+  for (let i = TYPE_PREFIX.length; i < end; i++) {
+    const c = bytes[i] as number;
+    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a))) return false;
+    type += String.fromCharCode(c);
+  }
+  return !wantType(type);
+}
 
 interface LineContext {
   file: string;
