@@ -661,3 +661,27 @@ function randomBytes(length: number, seed: number): Uint8Array<ArrayBuffer> {
   }
   return out;
 }
+
+describe("readNdjson with wantType", () => {
+  it("skips lines of unwanted types unparsed, and parses any line whose type is not its first key", async () => {
+    // Prepare: a Claim line that is not even valid JSON, a Patient, and an Observation written with id first
+    const text = [
+      '{"resourceType":"Claim","id":"c1", broken',
+      '{"resourceType":"Patient","id":"p1"}',
+      '{"id":"o1","resourceType":"Observation"}',
+      '{"resourceType":"Observation","id":"o2"}',
+    ].join("\n");
+    const file = new File([text], "mixed.ndjson");
+    const onlyPatients = { wantType: (type: string) => type === "Patient" };
+
+    // Execute
+    const filtered = await readAll(readNdjson, file, onlyPatients);
+    const all = await readAll(readNdjson, file);
+
+    // Assert: the Claim is neither parsed nor reported; o1 cannot be judged by its first bytes, so it is read
+    expect(filtered.resources.map(key)).toEqual(["Patient/p1", "Observation/o1"]);
+    expect(filtered.problems).toEqual([]);
+    expect(all.resources.map(key)).toEqual(["Patient/p1", "Observation/o1", "Observation/o2"]);
+    expect(all.problems).toHaveLength(1);
+  });
+});
