@@ -163,7 +163,12 @@ const api = {
           });
         }
         const excluded = Object.values(result.excluded).reduce((a, b) => a + b, 0);
-        return { rowsRead: result.patients, rowsSkipped: skipped + excluded, imputed };
+        const counted = new Map(result.files.map((f) => [labels.get(f.name), f]));
+        const perFile = sources.map((s) => {
+          const f = counted.get(s.name);
+          return f ? { ...s, records: f.resources, problems: f.problems } : s;
+        });
+        return { rowsRead: result.patients, rowsSkipped: skipped + excluded, imputed, sources: perFile };
       });
       return toSummary(row);
     } finally {

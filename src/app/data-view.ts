@@ -266,7 +266,14 @@ function manifestLine(s: ImportSummary): HTMLElement | null {
       "ul",
       {},
       ...files.map((f) =>
-        h("li", {}, `${f.name}, ${megabytes(f.size)}: `, h("span", { class: "hash" }, f.sha256)),
+        h(
+          "li",
+          { "data-records": String(f.records ?? ""), "data-problems": String(f.problems ?? "") },
+          `${f.name}, ${megabytes(f.size)}`,
+          f.records === undefined ? "" : `, ${f.records} records read, ${f.problems ?? 0} problems`,
+          ": ",
+          h("span", { class: "hash" }, f.sha256),
+        ),
       ),
     ),
   );

@@ -52,6 +52,9 @@ export interface SourceFile {
   name: string;
   size: number;
   sha256: string;
+  /** For a file of a FHIR or OMOP export: resources (or rows) read from it and problems found in it. */
+  records?: number;
+  problems?: number;
 }
 
 export interface ImportProblem {

@@ -8,6 +8,7 @@ import { freshCoordinator } from "./coordinator";
 import { trainUntilDone } from "./site-page";
 
 const DATA = resolve("../shared/data/fhir");
+const OMOP = resolve("../shared/data/omop/synthea27nj-cdm54");
 const present = existsSync(join(DATA, "synthea-r4-bulk")) && existsSync(join(DATA, "synthea-r4-bundles"));
 if (!present)
   console.warn(`fhir-import e2e: ${DATA} is absent, so the FHIR browser import is not tested here.`);
@@ -20,7 +21,8 @@ const files = (dir: string) =>
 /**
  * Two hospitals with the same 199 Synthea patients in two FHIR shapes: one imports the Bulk Data export
  * (NDJSON, gzipped), the other the 200 transaction Bundles, through the real file input in Chromium; both
- * derive the same 165 patients (the same held-out ones too), and the federation completes a round.
+ * derive the same 165 patients (the same held-out ones too), and the federation completes a round. The
+ * same plan then reads the OMOP CDM sample's tables in a third site.
  */
 describe.runIf(present)("FHIR import end to end", () => {
   let coordinator: Awaited<ReturnType<typeof freshCoordinator>>;
@@ -117,5 +119,36 @@ describe.runIf(present)("FHIR import end to end", () => {
     }
     const federationId = invites[0]?.federationId as string;
     expect(await coordinator.storage.getModelVersions(federationId)).toEqual([0, 1]);
+  });
+
+  it.runIf(existsSync(OMOP))("imports OMOP CDM tables (gzipped CSV) with the same plan", async () => {
+    // Prepare: the 28 Synthea persons of the OMOP sample; tables the cohort does not read are reported
+    const demo = parsePlan(JSON.parse(readFileSync("public/demo/synthea-hypertension-plan.json", "utf8")));
+    const { invites } = await coordinator.storage.createFederation({ ...demo, id: "omop-e2e", minSites: 1 }, [
+      "OMOP",
+    ]);
+    const site = await launchSite();
+    sites.push(site);
+    const page = await site.context.newPage();
+    await page.goto(`${coordinator.url}/?invite=${invites[0]?.code}`);
+    await page.getByTestId("plan-hash").waitFor();
+    const tables = readdirSync(OMOP)
+      .sort()
+      .map((name) => join(OMOP, name));
+
+    // Execute
+    await page.getByTestId("file-input").setInputFiles(tables);
+    const summary = page.getByTestId("import-summary");
+    await summary.waitFor({ timeout: 120_000 });
+
+    // Assert: as the dry run and the in-memory engine give (24 examples; 2 born after, 2 dead before 2016)
+    expect(await summary.getAttribute("data-examples")).toBe("24");
+    expect(await summary.innerText()).toContain("from 28 patients; 4 patients left out");
+    expect(await page.getByTestId("manifest").getAttribute("data-files")).toBe(String(tables.length));
+    // Per file: what was read from it (the 28 PERSON rows are one of the tables)
+    const perFile = await page
+      .locator("[data-testid=manifest] li")
+      .evaluateAll((lis) => lis.map((li) => Number((li as HTMLElement).dataset.records)));
+    expect(perFile).toContain(28);
   });
 });

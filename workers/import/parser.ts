@@ -1,5 +1,5 @@
 import type { Plan } from "../../src/core/plan";
-import type { ImportProblem } from "../../src/store/db";
+import type { ImportProblem, SourceFile } from "../../src/store/db";
 
 /**
  * What every importer (CSV today; FHIR, OMOP, DICOM later) feeds: already-normalised features and a 0/1
@@ -26,6 +26,8 @@ export interface ParseStats {
   rowsSkipped: number;
   /** Missing values filled in by the plan's rule, per feature name. */
   imputed: Record<string, number>;
+  /** The manifest's files with what was read from each, when the importer counts per file. */
+  sources?: SourceFile[];
 }
 
 export type Importer = (

@@ -168,6 +168,7 @@ class ShardWriter implements ExampleSink {
     this.row.rowsRead = stats.rowsRead;
     this.row.rowsSkipped = stats.rowsSkipped;
     this.row.imputed = stats.imputed;
+    if (stats.sources) this.row.sources = stats.sources;
     if (this.row.numTrain + this.row.numHoldout > 0) return;
     const first = this.row.problems[0];
     const why = first
