@@ -7,7 +7,6 @@ import { Sha256, sha256Hex } from "../src/core/sha256";
 const WHOLE_HASH_BYTES = 8 << 20;
 
 import { openDb, type SourceFile } from "../src/store/db";
-import { importCohort as readCohort } from "./import/cohort-import";
 import { importCsv as parseCsv } from "./import/csv";
 import { ImportError } from "./import/parser";
 import { type ImportSummary, importDataset, toSummary } from "./import/shard-writer";
@@ -118,6 +117,8 @@ const api = {
       const row = await importDataset(db, meta, async (sink) => {
         const imputed: Record<string, number> = {};
         let skipped = 0;
+        // Loaded on first use: fhirpath and its R4 model (about 250 kB gzipped) stay out of CSV imports.
+        const { importCohort: readCohort } = await import("./import/cohort-import");
         const result = await readCohort(
           files,
           spec,
