@@ -258,8 +258,10 @@ describe.runIf(HAVE_FHIR)("importCohort on the Synthea FHIR sample (real data)",
       r.kind === "patient" && r.fact.birth ? [r.fact.birth.start] : [],
     );
     expect(stagedBirths.length).toBe(199);
-    // A shift of 0 days has probability 1/3653 per patient; a few coincidences with other birthdays at most.
-    expect(stagedBirths.filter((b) => births.has(b)).length).toBeLessThanOrEqual(3);
+    // A shifted birth date lands on one of the 199 real ones by chance: summed over patients, the real
+    // birthdays within each one's ±5-year window give 1.28 expected coincidences per import (Poisson:
+    // P(12 or more) is about 1.3e-8). Without the shift all 199 would match.
+    expect(stagedBirths.filter((b) => births.has(b)).length).toBeLessThan(12);
     expect(new Set(staged.map((r) => r.importId)).size).toBe(1);
     expect(staged.every((r) => Number.isInteger(r.patient) && r.patient < 199)).toBe(true);
   });
