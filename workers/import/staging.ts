@@ -1,5 +1,6 @@
 import type { ConditionFact, EncounterFact, ObservationFact, PatientFact } from "../../src/core/cohort/facts";
 import { DAY_MS, type Span } from "../../src/core/cohort/time";
+import { CryptoRandom } from "../../src/core/random";
 import type { FedwardDb, StagedFact, StagingRow } from "../../src/store/db";
 
 /**
@@ -70,15 +71,11 @@ export class PatientKeys {
   }
 }
 
-/** Uniform whole days in [-MAX, MAX] by rejection, so no shift is likelier than another. */
+const random = new CryptoRandom();
+
+/** Uniform whole days in [-MAX, MAX] (crypto bytes, by rejection), so no shift is likelier than another. */
 function randomShiftDays(): number {
-  const range = 2 * MAX_SHIFT_DAYS + 1;
-  const limit = Math.floor(2 ** 32 / range) * range;
-  const word = new Uint32Array(1);
-  for (;;) {
-    crypto.getRandomValues(word);
-    if ((word[0] as number) < limit) return ((word[0] as number) % range) - MAX_SHIFT_DAYS;
-  }
+  return random.uniformInt(2 * MAX_SHIFT_DAYS + 1) - MAX_SHIFT_DAYS;
 }
 
 const encoder = new TextEncoder();
