@@ -1,3 +1,5 @@
+import { fileBytes, isGzip } from "./file-bytes";
+
 /**
  * Format-level readers for FHIR R4 exports (issue 4): files in, resources out, every bad line or entry
  * reported as a problem instead of stopping the import. Web-standard APIs only (Blob.stream,
@@ -71,7 +73,7 @@ export async function* readNdjson(
     failed = true;
     onProblem(damaged(name, gzip, lines, error));
   };
-  for await (const chunk of chunks(byteStream(file, gzip, options), options.signal, onError)) {
+  for await (const chunk of chunks(fileBytes(file, gzip, options.onProgress), options.signal, onError)) {
     for (const line of lines.push(chunk)) {
       // Per line too, not only per chunk: one chunk can hold a whole in-memory file.
       options.signal?.throwIfAborted();
@@ -144,26 +146,6 @@ function fileName(file: Source): string {
   return typeof file.name === "string" && file.name !== "" ? file.name : "the file";
 }
 
-async function isGzip(file: Blob): Promise<boolean> {
-  const magic = new Uint8Array(await file.slice(0, 2).arrayBuffer());
-  return magic[0] === 0x1f && magic[1] === 0x8b;
-}
-
-/** The file's bytes, counted for progress before decompression so the count ends at the file's size. */
-function byteStream(file: Blob, gzip: boolean, options: ReadOptions): ReadableStream<Uint8Array> {
-  let bytesRead = 0;
-  const counted = file.stream().pipeThrough(
-    new TransformStream<Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>>({
-      transform(chunk, controller) {
-        bytesRead += chunk.byteLength;
-        options.onProgress?.(bytesRead, file.size);
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  return gzip ? counted.pipeThrough(new DecompressionStream("gzip")) : counted;
-}
-
 /**
  * A reader loop rather than `for await` over the stream, which Safari lacks. A read error (damaged gzip,
  * a file changed on disk) goes to onError and ends the chunks; an abort throws the signal's reason.
@@ -202,7 +184,7 @@ async function head(file: Blob, signal?: AbortSignal): Promise<Uint8Array> {
   const start = file.slice(0, SNIFF_BYTES);
   const parts: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of chunks(byteStream(start, await isGzip(file), {}), signal, () => undefined)) {
+  for await (const chunk of chunks(fileBytes(start, await isGzip(file)), signal, () => undefined)) {
     parts.push(chunk);
     size += chunk.byteLength;
     if (size >= SNIFF_BYTES) break;
@@ -441,7 +423,7 @@ async function readText(
     const what = gzip ? "damaged or cut-off gzip data: " : "";
     failure = `could not be read to the end (${what}${reasonOf(error)}). Nothing was read from it; export or download it again.`;
   };
-  for await (const chunk of chunks(byteStream(file, gzip, options), options.signal, onError)) {
+  for await (const chunk of chunks(fileBytes(file, gzip, options.onProgress), options.signal, onError)) {
     size += chunk.byteLength;
     if (size > limit) return void report(tooBig(limit, " once decompressed"));
     const part = decode(decoder, chunk);

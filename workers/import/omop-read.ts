@@ -1,5 +1,6 @@
 import Papa from "papaparse";
 import type { OmopRow } from "../../src/core/cohort/omop";
+import { fileBytes, isGzip } from "./file-bytes";
 
 /**
  * Streams one OMOP CDM table (.csv or .csv.gz, gzip told by its magic bytes) as rows of column name to
@@ -44,19 +45,8 @@ export async function* readOmopTable(
   onProblem: (record: number | undefined, message: string) => void,
   options: OmopReadOptions = {},
 ): AsyncGenerator<OmopRecord> {
-  const magic = new Uint8Array(await file.slice(0, 2).arrayBuffer());
-  const gzip = magic[0] === 0x1f && magic[1] === 0x8b;
-  let bytesRead = 0;
-  const counted = file.stream().pipeThrough(
-    new TransformStream<Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>>({
-      transform(chunk, controller) {
-        bytesRead += chunk.byteLength;
-        options.onProgress?.(bytesRead, file.size);
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  const bytes = gzip ? counted.pipeThrough(new DecompressionStream("gzip")) : counted;
+  const gzip = await isGzip(file);
+  const bytes = fileBytes(file, gzip, options.onProgress);
   const reader = bytes.getReader();
   const decoder = new TextDecoder("utf-8");
   let header: string[] | undefined;
