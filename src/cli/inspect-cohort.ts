@@ -4,7 +4,7 @@ import { gunzipSync } from "node:zlib";
 import Papa from "papaparse";
 import { type FhirProblem, readFhirFile } from "../../workers/import/fhir-read";
 import { extractFhir, type FhirResource, patientRef } from "../core/cohort/fhir";
-import { extractOmop, type OmopPersonTables, type OmopRow, personId } from "../core/cohort/omop";
+import { extractOmop, groupOmopByPerson, type OmopRow } from "../core/cohort/omop";
 import type { CohortOutcome } from "../core/cohort/outcome";
 import { encodeFeatures } from "../core/features";
 import type { Plan } from "../core/plan";
@@ -136,37 +136,8 @@ function readOmop(files: string[], plan: Plan, lines: string[]): CohortOutcome[]
     tables.set(name, parsed.data);
     lines.push(`${path}: ${name.toUpperCase()} rows=${parsed.data.length} problems=${parsed.errors.length}`);
   }
-  const group = (name: string) => {
-    const out = new Map<string, OmopRow[]>();
-    for (const row of tables.get(name) ?? []) {
-      const id = personId(row);
-      if (id === undefined) continue;
-      const list = out.get(id);
-      if (list) list.push(row);
-      else out.set(id, [row]);
-    }
-    return out;
-  };
-  const [measurements, conditions, observations, visits, deaths] = [
-    "measurement",
-    "condition_occurrence",
-    "observation",
-    "visit_occurrence",
-    "death",
-  ].map(group) as Map<string, OmopRow[]>[];
-  return (tables.get("person") ?? []).flatMap((person) => {
-    const id = personId(person);
-    if (id === undefined) return [];
-    const personTables: OmopPersonTables = {
-      person,
-      death: deaths?.get(id)?.[0],
-      measurements: measurements?.get(id) ?? [],
-      conditions: conditions?.get(id) ?? [],
-      observations: observations?.get(id) ?? [],
-      visits: visits?.get(id) ?? [],
-    };
-    return [extractOmop(spec, personTables)];
-  });
+  const persons = groupOmopByPerson((table) => tables.get(table.toLowerCase()) ?? []);
+  return [...persons.values()].map((person) => extractOmop(spec, person));
 }
 
 /** A table is read whole here (a dry run); the site's import streams it. */

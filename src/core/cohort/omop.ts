@@ -102,6 +102,41 @@ export function omopFacts(
   return sortFacts({ patient, observations, conditions, encounters });
 }
 
+/**
+ * Whole tables grouped by person in memory, for a dry run or a test (the browser's import stages rows in
+ * IndexedDB instead). `rows(table)` gives a table's rows, empty when the export lacks it. Rows that name no
+ * person, or a person without a PERSON row, are left out; a person's first DEATH row counts, as in the
+ * import.
+ */
+export function groupOmopByPerson(
+  rows: (table: OmopFactTable) => readonly OmopRow[],
+): Map<string, OmopPersonTables> {
+  type Grouped = { person: OmopRow; death?: OmopRow } & Record<
+    "measurements" | "conditions" | "observations" | "visits",
+    OmopRow[]
+  >;
+  const persons = new Map<string, Grouped>();
+  for (const person of rows("PERSON")) {
+    const id = personId(person);
+    if (id !== undefined && !persons.has(id))
+      persons.set(id, { person, measurements: [], conditions: [], observations: [], visits: [] });
+  }
+  const tables = [
+    ["MEASUREMENT", "measurements"],
+    ["CONDITION_OCCURRENCE", "conditions"],
+    ["OBSERVATION", "observations"],
+    ["VISIT_OCCURRENCE", "visits"],
+  ] as const;
+  for (const [table, into] of tables) {
+    for (const row of rows(table)) persons.get(personId(row) ?? "")?.[into].push(row);
+  }
+  for (const row of rows("DEATH")) {
+    const p = persons.get(personId(row) ?? "");
+    if (p !== undefined && p.death === undefined) p.death = row;
+  }
+  return persons;
+}
+
 /** The tables a cohort reads, one row at a time (the browser's import streams them). */
 export type OmopFactTable =
   | "PERSON"

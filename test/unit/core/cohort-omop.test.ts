@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { type CohortOutcome, extractFhir, type FhirResource } from "../../../src/core/cohort/fhir";
 import {
   extractOmop,
+  groupOmopByPerson,
   type OmopPersonTables,
   type OmopRow,
   omopFacts,
@@ -41,27 +42,7 @@ function readTable(name: string): OmopRow[] {
 
 /** The tables grouped by person_id, as an import worker streaming the CSVs would group them. */
 function readPersons(): Map<string, OmopPersonTables> {
-  const persons = new Map<string, OmopPersonTables>();
-  for (const row of readTable("PERSON")) {
-    const id = personId(row);
-    if (id !== undefined)
-      persons.set(id, { person: row, measurements: [], conditions: [], observations: [], visits: [] });
-  }
-  const add = (name: string, into: (t: OmopPersonTables) => OmopRow[]) => {
-    for (const row of readTable(name)) {
-      const t = persons.get(personId(row) ?? "");
-      if (t !== undefined) into(t).push(row);
-    }
-  };
-  add("MEASUREMENT", (t) => t.measurements as OmopRow[]);
-  add("CONDITION_OCCURRENCE", (t) => t.conditions as OmopRow[]);
-  add("OBSERVATION", (t) => t.observations as OmopRow[]);
-  add("VISIT_OCCURRENCE", (t) => t.visits as OmopRow[]);
-  for (const row of readTable("DEATH")) {
-    const t = persons.get(personId(row) ?? "");
-    if (t !== undefined) t.death = row;
-  }
-  return persons;
+  return groupOmopByPerson(readTable);
 }
 
 function examples(outcomes: CohortOutcome[]) {

@@ -11,7 +11,7 @@ import {
   type FhirResource,
   patientRef,
 } from "../../../src/core/cohort/fhir";
-import { extractOmop, type OmopPersonTables, type OmopRow, personId } from "../../../src/core/cohort/omop";
+import { extractOmop, groupOmopByPerson, type OmopRow } from "../../../src/core/cohort/omop";
 import { type CohortSpec, parseCohortSpec } from "../../../src/core/cohort/spec";
 import type { FedwardDb, StagingRow } from "../../../src/store/db";
 import {
@@ -105,29 +105,7 @@ function omopTable(name: string): OmopRow[] {
 
 /** The reference: the tables grouped by person_id in memory, extractOmop per person. */
 function referenceOmop(spec: CohortSpec): Outcomes {
-  const persons = new Map<string, OmopPersonTables>();
-  for (const row of omopTable("PERSON"))
-    persons.set(personId(row) ?? "", {
-      person: row,
-      measurements: [],
-      conditions: [],
-      observations: [],
-      visits: [],
-    });
-  const add = (name: string, into: (t: OmopPersonTables) => OmopRow[]) => {
-    for (const row of omopTable(name)) {
-      const t = persons.get(personId(row) ?? "");
-      if (t !== undefined) into(t).push(row);
-    }
-  };
-  add("MEASUREMENT", (t) => t.measurements as OmopRow[]);
-  add("CONDITION_OCCURRENCE", (t) => t.conditions as OmopRow[]);
-  add("OBSERVATION", (t) => t.observations as OmopRow[]);
-  add("VISIT_OCCURRENCE", (t) => t.visits as OmopRow[]);
-  for (const row of omopTable("DEATH")) {
-    const t = persons.get(personId(row) ?? "");
-    if (t !== undefined) t.death = row;
-  }
+  const persons = groupOmopByPerson(omopTable);
   return new Map([...persons].map(([id, t]) => [fnv1a32(id), extractOmop(spec, t)]));
 }
 
