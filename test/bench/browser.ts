@@ -10,6 +10,7 @@ import { parsePlan } from "../../src/core/plan";
 import { launchSite } from "../e2e/browser";
 import { freshCoordinator } from "../e2e/coordinator";
 import { enrollAndImport, trainUntilDone } from "../e2e/site-page";
+import { median } from "./timing";
 
 const backends = (process.env.BENCH_BACKENDS ?? "wasm,cpu,webgl,webgpu").split(",");
 const demo = parsePlan(JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")));
@@ -31,9 +32,9 @@ try {
         .evaluateAll((rows) =>
           rows.map((r) => Number((r as HTMLElement).dataset.examplesPerSecond)).filter((x) => x > 0),
         )) as number[];
-      const median = [...rates].sort((a, b) => a - b)[Math.floor(rates.length / 2)] ?? Number.NaN;
+      const middle = rates.length > 0 ? median(rates) : Number.NaN;
       console.log(
-        `bench browser backend=${result.backend} examples_per_s_median=${Math.round(median)} rounds=${rates.length} ` +
+        `bench browser backend=${result.backend} examples_per_s_median=${Math.round(middle)} rounds=${rates.length} ` +
           `wall_s=${seconds.toFixed(1)} batch=${plan.training.batchSize} fallback_adapter=${result.fallbackAdapter}`,
       );
     } finally {

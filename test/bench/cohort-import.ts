@@ -16,6 +16,7 @@ import { importCohort } from "../../workers/import/cohort-import";
 import { readFhirFile } from "../../workers/import/fhir-read";
 import { PatientKeys } from "../../workers/import/staging";
 import { hypertension } from "../support/cohort-specs";
+import { timeMs } from "./timing";
 
 const DIR = fileURLToPath(new URL("../../../shared/data/fhir/synthea-r4-bulk", import.meta.url));
 const RUNS = 3;
@@ -26,22 +27,6 @@ const spec = parseCohortSpec({
   ...hypertension,
   indexDate: { kind: "first-encounter", onOrAfter: "2012-01-01" },
 });
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  await fn();
-  const ms: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    await fn();
-    ms.push(performance.now() - t);
-  }
-  return median(ms);
-}
 
 /**
  * Heap kept by PatientKeys per patient, refs made the way the import makes them (parsed JSON through
@@ -77,13 +62,13 @@ async function main() {
   let resources = 0;
   let patients = 0;
   let db = openDb(`bench-${Date.now()}`);
-  const importMs = await time(async () => {
+  const importMs = await timeMs(RUNS, async () => {
     db = openDb(`bench-${Date.now()}-${Math.random()}`);
     const result = await importCohort(files, spec, db, () => undefined);
     resources = result.files.reduce((s, f) => s + f.resources, 0);
     patients = result.patients;
   });
-  const readMs = await time(async () => {
+  const readMs = await timeMs(RUNS, async () => {
     for (const f of files) for await (const _ of readFhirFile(f, () => undefined)) void _;
   });
   const rate = (ms: number) =>

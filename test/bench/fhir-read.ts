@@ -8,28 +8,13 @@ import { existsSync, openAsBlob, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { readNdjson } from "../../workers/import/fhir-read";
+import { timeMs } from "./timing";
 
 const PATH = fileURLToPath(
   new URL("../../../shared/data/fhir/synthea-r4-bulk/Observation.000.ndjson.gz", import.meta.url),
 );
 const RUNS = 5;
 const MiB = 1 << 20;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  await fn(); // warm-up
-  const ms: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    await fn();
-    ms.push(performance.now() - t);
-  }
-  return median(ms);
-}
 
 async function count(file: Blob): Promise<number> {
   let n = 0;
@@ -62,10 +47,20 @@ if (!existsSync(PATH)) {
     if (n !== expected) throw new Error(`read ${n} resources, expected ${expected}`);
   }
 
-  report("readNdjson .ndjson.gz in memory", await time(() => count(inMemory)), gz.length, plain.length);
-  report("readNdjson .ndjson.gz on disk", await time(() => count(onDisk)), gz.length, plain.length);
-  report("readNdjson .ndjson in memory", await time(() => count(plainFile)), plain.length, plain.length);
-  const parseOnly = await time(async () => {
+  report(
+    "readNdjson .ndjson.gz in memory",
+    await timeMs(RUNS, () => count(inMemory)),
+    gz.length,
+    plain.length,
+  );
+  report("readNdjson .ndjson.gz on disk", await timeMs(RUNS, () => count(onDisk)), gz.length, plain.length);
+  report(
+    "readNdjson .ndjson in memory",
+    await timeMs(RUNS, () => count(plainFile)),
+    plain.length,
+    plain.length,
+  );
+  const parseOnly = await timeMs(RUNS, async () => {
     for (const line of lines) if (line !== "") JSON.parse(line);
   });
   report("JSON.parse alone (floor)", parseOnly, plain.length, plain.length);

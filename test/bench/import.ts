@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parsePlan } from "../../src/core/plan";
 import { launchSite } from "../e2e/browser";
 import { freshCoordinator } from "../e2e/coordinator";
+import { median } from "./timing";
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 200_000);
 const RUNS = 3;
@@ -22,7 +23,6 @@ for (let i = 0; i < ROWS; i++) lines.push(rows[i % rows.length] as string);
 writeFileSync(file, `${lines.join("\n")}\n`);
 const mib = statSync(file).size / 2 ** 20;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const coordinator = await freshCoordinator();
 const site = await launchSite();
 try {

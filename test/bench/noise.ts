@@ -6,6 +6,7 @@
 import { resolve } from "node:path";
 import { build } from "vite";
 import { launchSite } from "../e2e/browser";
+import { median } from "./timing";
 
 const output = await build({
   configFile: false,
@@ -46,10 +47,10 @@ try {
         }),
       n,
     )) as number[];
-    const median = [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)] as number;
+    const middle = median(ms);
     console.log(
-      `bench noise in a Chromium worker n=${n}: median ${median.toFixed(1)} ms, ` +
-        `${Math.round((n / median) * 1000)} noise samples/s (clip, round, table sampler, scale back)`,
+      `bench noise in a Chromium worker n=${n}: median ${middle.toFixed(1)} ms, ` +
+        `${Math.round((n / middle) * 1000)} noise samples/s (clip, round, table sampler, scale back)`,
     );
   }
 } finally {

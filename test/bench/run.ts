@@ -9,22 +9,7 @@ import { privatizeDelta } from "../../src/core/privacy/mechanism";
 import { CryptoRandom } from "../../src/core/random";
 import { FedAvgUnweighted } from "../../src/core/strategy";
 import { decodeVector, encodeVector, WireKind } from "../../src/core/wire";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
-function time(runs: number, fn: () => void): number {
-  const ms: number[] = [];
-  fn(); // warm-up
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    fn();
-    ms.push(performance.now() - t);
-  }
-  return median(ms);
-}
+import { timeMs } from "./timing";
 
 function vector(n: number): Float32Array {
   const v = new Float32Array(n);
@@ -35,7 +20,7 @@ function vector(n: number): Float32Array {
 const privacy = { clipNorm: 2, noiseMultiplier: 0.5, delta: 1e-5 };
 for (const n of [257, 100_000]) {
   const v = vector(n);
-  const ms = time(5, () => privatizeDelta(v, privacy));
+  const ms = await timeMs(5, () => privatizeDelta(v, privacy));
   console.log(
     `bench privatize n=${n}: median ${ms.toFixed(1)} ms, ${Math.round((n / ms) * 1000)} noise samples/s`,
   );
@@ -46,9 +31,9 @@ for (const n of [257, 100_000]) {
   const rng = new CryptoRandom();
   const table = discreteGaussianTable(3073n * 3073n, 4n);
   const out = new Int32Array(1_000_000);
-  const tableMs = time(7, () => sampleDiscreteGaussian(table, rng, out));
+  const tableMs = await timeMs(7, () => sampleDiscreteGaussian(table, rng, out));
   const exactDraws = 20_000;
-  const exactMs = time(3, () => {
+  const exactMs = await timeMs(3, () => {
     for (let i = 0; i < exactDraws; i++) discreteGaussian(rng, 3073n * 3073n, 4n);
   });
   const tableRate = (out.length / tableMs) * 1000;
@@ -60,9 +45,11 @@ for (const n of [257, 100_000]) {
 }
 
 const big = vector(1_000_000);
-const encMs = time(7, () => encodeVector({ kind: WireKind.update, round: 1, numExamples: 0, values: big }));
+const encMs = await timeMs(7, () =>
+  encodeVector({ kind: WireKind.update, round: 1, numExamples: 0, values: big }),
+);
 const bytes = encodeVector({ kind: WireKind.update, round: 1, numExamples: 0, values: big });
-const decMs = time(7, () => decodeVector(bytes, { kind: WireKind.update, count: big.length }));
+const decMs = await timeMs(7, () => decodeVector(bytes, { kind: WireKind.update, count: big.length }));
 console.log(
   `bench wire n=1e6: encode median ${encMs.toFixed(1)} ms (${(4 / encMs).toFixed(2)} GB/s), decode median ${decMs.toFixed(1)} ms`,
 );
@@ -73,5 +60,5 @@ const results = Array.from({ length: 10 }, (_, k) => ({
   delta: vector(1_000_000),
   numExamples: 0,
 }));
-const aggMs = time(5, () => strategy.aggregateFit(1, big, results, []));
+const aggMs = await timeMs(5, () => strategy.aggregateFit(1, big, results, []));
 console.log(`bench fedavg 10 sites x 1e6 weights: median ${aggMs.toFixed(1)} ms`);
