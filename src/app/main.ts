@@ -143,6 +143,8 @@ async function boot(): Promise<void> {
       })();
     if (row.accuracyBefore !== undefined) tr.dataset.accuracyBefore = String(row.accuracyBefore);
     if (row.accuracyAfter !== undefined) tr.dataset.accuracyAfter = String(row.accuracyAfter);
+    if (row.lossBefore !== undefined) tr.dataset.lossBefore = String(row.lossBefore);
+    if (row.lossAfter !== undefined) tr.dataset.lossAfter = String(row.lossAfter);
     if (row.examplesPerSecond !== undefined) tr.dataset.examplesPerSecond = String(row.examplesPerSecond);
     tr.replaceChildren(
       h("td", {}, row.round),

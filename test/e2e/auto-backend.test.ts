@@ -40,6 +40,9 @@ describe("automatic backend choice", () => {
     expect(["webgpu", "webgl", "wasm", "cpu"]).toContain(result.backend);
     expect(result.reason).toMatch(/examples\/s/);
     if (result.fallbackAdapter) expect(result.backend).not.toBe("webgpu");
-    expect(result.accuracyAfter).toBeGreaterThan(result.accuracyBefore);
+    // Training worked on the chosen backend: the held-out loss fell. (Accuracy on 36 held-out rows can tie
+    // when the random initial model already scores well: it did once, 33/36 before and after.)
+    expect(result.lossAfter).toBeLessThan(result.lossBefore);
+    expect(result.accuracyAfter).toBeGreaterThan(0.8);
   });
 });

@@ -17,6 +17,9 @@ export interface SiteResult {
   fallbackAdapter: boolean;
   accuracyBefore: number;
   accuracyAfter: number;
+  /** Held-out loss of the first global model and of the final one. */
+  lossBefore: number;
+  lossAfter: number;
   holdout: number;
 }
 
@@ -48,6 +51,8 @@ export async function trainUntilDone(page: Page, holdout: number, timeoutMs: num
     fallbackAdapter: (await backend.getAttribute("data-fallback-adapter")) === "true",
     accuracyBefore: Number(await first.getAttribute("data-accuracy-before")),
     accuracyAfter: Number(await last.getAttribute("data-accuracy-after")),
+    lossBefore: Number(await first.getAttribute("data-loss-before")),
+    lossAfter: Number(await last.getAttribute("data-loss-after")),
     holdout,
   };
 }
