@@ -1,13 +1,9 @@
 import { expose } from "comlink";
 import { encodeFeatures } from "../src/core/features";
 import { cohortSpecOf, inputWidth, type Plan } from "../src/core/plan";
-import { Sha256, sha256Hex } from "../src/core/sha256";
-
-/** Files up to this size are hashed whole with WebCrypto; larger ones stream through the incremental hash. */
-const WHOLE_HASH_BYTES = 8 << 20;
-
 import { openDb, type SourceFile } from "../src/store/db";
 import { importCsv as parseCsv } from "./import/csv";
+import { type Hashing, hashInBackground } from "./import/hashing";
 import { ImportError } from "./import/parser";
 import { type ImportSummary, importDataset, toSummary } from "./import/shard-writer";
 
@@ -46,23 +42,23 @@ const api = {
     if (running) throw new Error("An import is already running in this tab. Wait for it to finish.");
     running = true;
     try {
-      const sha256 = await hashFile(file, (bytesRead) =>
-        onProgress?.({ phase: "hashing", bytesRead, totalBytes: file.size, rowsRead: 0 }),
-      );
+      // Hashed in a worker of its own while this one parses.
+      const hashing = hashInBackground([file]);
       const meta = {
         federationId,
         planHash,
         fileName: file.name,
-        sources: [{ name: file.name, size: file.size, sha256 }],
         numFeatures: inputWidth(plan),
         holdoutFraction: plan.evaluation.holdoutFraction,
       };
-      const row = await importDataset(openDb(), meta, (sink) =>
-        parseCsv(file, plan, sink, {
+      const row = await importDataset(openDb(), meta, async (sink) => {
+        const stats = await parseCsv(file, plan, sink, {
           onProgress: (bytesRead, totalBytes, rowsRead) =>
             onProgress?.({ phase: "reading", bytesRead, totalBytes, rowsRead }),
-        }),
-      );
+        });
+        const [sha256] = await hashesOf(hashing, [file], onProgress);
+        return { ...stats, sources: [{ name: file.name, size: file.size, sha256: sha256 as string }] };
+      });
       return toSummary(row);
     } finally {
       running = false;
@@ -91,26 +87,12 @@ const api = {
     running = true;
     try {
       const labels = new Map(files.map((f, i) => [f.name, fileLabel(i, files.length, f.name)]));
-      const sources: SourceFile[] = [];
-      for (const [i, file] of files.entries()) {
-        const sha256 = await hashFile(file, (bytesRead) =>
-          onProgress?.({
-            phase: "hashing",
-            file: i + 1,
-            files: files.length,
-            bytesRead,
-            totalBytes: file.size,
-            rowsRead: 0,
-          }),
-        );
-        sources.push({ name: labels.get(file.name) as string, size: file.size, sha256 });
-      }
+      const hashing = hashInBackground(files);
       const db = openDb();
       const meta = {
         federationId,
         planHash,
         fileName: `${files.length} file${files.length === 1 ? "" : "s"} of a patient-record export`,
-        sources,
         numFeatures: inputWidth(plan),
         holdoutFraction: plan.evaluation.holdoutFraction,
       };
@@ -164,8 +146,10 @@ const api = {
           });
         }
         const excluded = Object.values(result.excluded).reduce((a, b) => a + b, 0);
+        const hashes = await hashesOf(hashing, files, onProgress);
         const counted = new Map(result.files.map((f) => [labels.get(f.name), f]));
-        const perFile = sources.map((s) => {
+        const perFile = files.map((file, i): SourceFile => {
+          const s = { name: labels.get(file.name) as string, size: file.size, sha256: hashes[i] as string };
           const f = counted.get(s.name);
           return f ? { ...s, records: f.resources, problems: f.problems } : s;
         });
@@ -189,32 +173,23 @@ function fileLabel(index: number, count: number, name: string): string {
 }
 
 /**
- * The file's SHA-256, streamed (a multi-gigabyte export never sits in memory), so the manifest says which
- * file a dataset came from and a clinician can match it with the export they were given.
+ * The files' SHA-256s once the background hashing is done. Hashing usually ends before parsing; if not,
+ * the page sees a "hashing" phase with the bytes hashed until it does.
  */
-async function hashFile(file: Blob, onProgress: (bytesRead: number) => void): Promise<string> {
-  // WebCrypto is about ten times faster than the incremental hash but takes the input whole: used for files
-  // up to WHOLE_HASH_BYTES, so memory stays bounded by that, not by the export.
-  if (file.size <= WHOLE_HASH_BYTES) {
-    const hex = await sha256Hex(new Uint8Array(await file.arrayBuffer()));
-    onProgress(file.size);
-    return hex;
+async function hashesOf(
+  hashing: Hashing,
+  files: Blob[],
+  onProgress: ((p: ImportProgress) => void) | undefined,
+): Promise<string[]> {
+  const totalBytes = files.reduce((sum, f) => sum + f.size, 0);
+  const report = () =>
+    onProgress?.({ phase: "hashing", bytesRead: hashing.bytesHashed(), totalBytes, rowsRead: 0 });
+  const timer = setInterval(report, 250);
+  try {
+    return await hashing.done;
+  } finally {
+    clearInterval(timer);
   }
-  const sha = new Sha256();
-  const reader = file.stream().getReader();
-  let read = 0;
-  let reported = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    sha.update(value);
-    read += value.length;
-    if (read - reported >= 8 << 20) {
-      onProgress(read);
-      reported = read;
-    }
-  }
-  return sha.digestHex();
 }
 
 /** Replaces every file name in a message by its label (the readers name the file they complain about). */

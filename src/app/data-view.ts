@@ -268,7 +268,11 @@ function manifestLine(s: ImportSummary): HTMLElement | null {
       ...files.map((f) =>
         h(
           "li",
-          { "data-records": String(f.records ?? ""), "data-problems": String(f.problems ?? "") },
+          {
+            "data-records": String(f.records ?? ""),
+            "data-problems": String(f.problems ?? ""),
+            "data-sha256": f.sha256,
+          },
           `${f.name}, ${megabytes(f.size)}`,
           f.records === undefined ? "" : `, ${f.records} records read, ${f.problems ?? 0} problems`,
           ": ",

@@ -14,8 +14,11 @@ import { gunzipSync } from "node:zlib";
 import { parsePlan } from "../../src/core/plan";
 import { launchSite } from "../e2e/browser";
 import { freshCoordinator } from "../e2e/coordinator";
+import { median } from "./timing";
+import { attachWorkers, type WorkerTarget } from "./worker-cdp";
 
 const SOURCE = resolve("../shared/data/fhir/synthea-r4-bulk");
+const PROFILE = process.env.BENCH_PROFILE;
 const copiesList = (process.env.BENCH_FHIR_COPIES ?? "1,8").split(",").map(Number);
 
 /** Renderer processes' resident memory in MiB, summed (the page's renderer runs its workers too). */
@@ -74,21 +77,39 @@ try {
       const page = await site.context.newPage();
       await page.goto(`${coordinator.url}/?invite=${invites[0]?.code}`);
       await page.getByTestId("plan-hash").waitFor();
+      const cdp = await attachWorkers(page);
       let peak = rendererRssMiB();
       const baseline = peak;
+      // The import worker's own V8 heap (used bytes), sampled alongside: the JS heap the issue asks about.
+      let worker: WorkerTarget | undefined;
+      const heaps: number[] = [];
       const sampler = setInterval(() => {
         peak = Math.max(peak, rendererRssMiB());
+        worker
+          ?.send<{ usedSize: number }>("Runtime.getHeapUsage")
+          .then((h) => heaps.push(h.usedSize / 2 ** 20))
+          .catch(() => undefined);
       }, 200);
       const started = performance.now();
       await page.getByTestId("file-input").setInputFiles(files);
+      worker = await cdp.worker("import.worker");
+      if (PROFILE) await worker.send("Profiler.enable").then(() => worker?.send("Profiler.start"));
       await page.getByTestId("import-summary").waitFor({ timeout: 3_600_000 });
       const seconds = (performance.now() - started) / 1000;
       clearInterval(sampler);
+      if (PROFILE) {
+        const { profile } = await worker.send<{ profile: unknown }>("Profiler.stop");
+        writeFileSync(`${PROFILE}.${copies}.cpuprofile`, JSON.stringify(profile));
+        console.log(`CPU profile of the import worker: ${PROFILE}.${copies}.cpuprofile`);
+      }
+      await cdp.detach();
       const examples = await page.getByTestId("import-summary").getAttribute("data-examples");
       console.log(
         `bench fhir import in Chromium: ${copies}x Synthea bulk, ${mib.toFixed(0)} MiB NDJSON, ${examples} examples: ` +
           `${seconds.toFixed(1)} s (with SHA-256 of every file) = ${(mib / seconds).toFixed(1)} MiB/s; ` +
-          `renderer RSS ${baseline.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB`,
+          `renderer RSS ${baseline.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB; ` +
+          `import worker JS heap used: median ${median(heaps).toFixed(0)} MiB, peak ${Math.max(...heaps).toFixed(0)} MiB ` +
+          `over ${heaps.length} samples`,
       );
     } finally {
       await site.close();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -150,5 +151,10 @@ describe.runIf(present)("FHIR import end to end", () => {
       .locator("[data-testid=manifest] li")
       .evaluateAll((lis) => lis.map((li) => Number((li as HTMLElement).dataset.records)));
     expect(perFile).toContain(28);
+    // Each file's SHA-256, hashed in the import worker's own hashing worker while it parsed, in file order
+    const hashes = await page
+      .locator("[data-testid=manifest] li")
+      .evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.sha256));
+    expect(hashes).toEqual(tables.map((t) => createHash("sha256").update(readFileSync(t)).digest("hex")));
   });
 });

@@ -113,25 +113,34 @@ async function run(
   const report = new Report();
   const totalBytes = files.reduce((sum, f) => sum + f.size, 0);
   let before = 0;
-  for (const [fileIndex, file] of files.entries()) {
-    const onProgress = (bytesRead: number) =>
-      options.onProgress?.({
-        file: file.name,
-        fileIndex,
-        files: files.length,
-        bytesRead: before + bytesRead,
-        totalBytes,
-        phase: "reading",
-        patients: keys.size,
-      });
-    const read = { signal: options.signal, onProgress };
-    const entry = report.file(file);
-    if (isOmop) await stageOmop(file, spec, keys, writer, entry, report, read);
-    else await stageFhir(file, spec, keys, writer, entry, report, read);
-    await writer.flush();
-    before += file.size;
+  try {
+    await stageAll();
+  } catch (error) {
+    await writer.settle();
+    throw error;
   }
   return derive(db, importId, spec, keys, report, onPatient, options, totalBytes);
+
+  async function stageAll() {
+    for (const [fileIndex, file] of files.entries()) {
+      const onProgress = (bytesRead: number) =>
+        options.onProgress?.({
+          file: file.name,
+          fileIndex,
+          files: files.length,
+          bytesRead: before + bytesRead,
+          totalBytes,
+          phase: "reading",
+          patients: keys.size,
+        });
+      const read = { signal: options.signal, onProgress };
+      const entry = report.file(file);
+      if (isOmop) await stageOmop(file, spec, keys, writer, entry, report, read);
+      else await stageFhir(file, spec, keys, writer, entry, report, read);
+      before += file.size;
+    }
+    await writer.flush();
+  }
 }
 
 // --- Pass 2 ---

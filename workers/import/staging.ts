@@ -142,10 +142,15 @@ export function unshiftSpan(span: Span, by: number): Span {
 
 const BATCH_ROWS = 2000;
 
-/** Buffers staged rows and writes them with one bulkAdd per batch. */
+/**
+ * Buffers staged rows and writes them with one bulkAdd per batch. One batch is written while the next is
+ * being parsed (IndexedDB commits off the worker's thread), so at most two batches are in memory: waiting
+ * for each write before parsing on left the worker idle for a third of a FHIR import.
+ */
 export class StagingWriter {
   private rows: StagingRow[] = [];
   private seq = 0;
+  private writing: Promise<void> | undefined;
 
   constructor(
     private readonly db: FedwardDb,
@@ -157,14 +162,39 @@ export class StagingWriter {
   async add(key: number, fact: StagedFact): Promise<void> {
     const staged = stageFact(fact, this.keys.shiftMs(key));
     this.rows.push({ importId: this.importId, patient: key, seq: this.seq++, ...staged });
-    if (this.rows.length >= BATCH_ROWS) await this.flush();
+    if (this.rows.length >= BATCH_ROWS) await this.startWrite();
   }
 
+  /** Writes what is buffered and waits until every write has committed (and throws if one failed). */
   async flush(): Promise<void> {
+    await this.startWrite();
+    const last = this.writing;
+    this.writing = undefined;
+    await last;
+  }
+
+  /**
+   * Waits for the write in flight, ignoring its failure: after an error or a cancel, so the staging rows
+   * are deleted only once nothing is still being written (else a late batch would outlive the delete).
+   */
+  async settle(): Promise<void> {
+    const last = this.writing;
+    this.writing = undefined;
+    await last?.catch(() => undefined);
+  }
+
+  /** Waits for the write in flight, then starts writing the buffered rows without waiting for them. */
+  private async startWrite(): Promise<void> {
+    const previous = this.writing;
+    this.writing = undefined;
+    await previous;
     if (this.rows.length === 0) return;
     const rows = this.rows;
     this.rows = [];
-    await this.db.staging.bulkAdd(rows);
+    const write = this.db.staging.bulkAdd(rows).then(() => undefined);
+    // Observed here so a failure is not "unhandled" before flush() or the next batch awaits it.
+    write.catch(() => undefined);
+    this.writing = write;
   }
 }
 
