@@ -160,6 +160,91 @@ const api = {
       running = false;
     }
   },
+
+  /**
+   * Imports an image plan's folder (DICOM, PNG, JPEG; workers/import/image-import.ts): one example per
+   * image, labels from `labelsFile` (or the one CSV among the files) or from folder names. `paths` are the
+   * files' paths inside the chosen folder (webkitRelativePath), given separately because a File's
+   * relative path does not cross to a worker.
+   */
+  async importImages(
+    files: File[],
+    paths: string[],
+    labelsFile: File | undefined,
+    plan: Plan,
+    federationId: string,
+    planHash: string,
+    onProgress?: (p: ImportProgress) => void,
+  ): Promise<ImportSummary> {
+    if (!plan.image) {
+      throw new ImportError("This plan does not read images. Choose the files the federation asked for.");
+    }
+    if (files.length === 0) throw new ImportError("No files were chosen. Choose the image folder.");
+    if (running) throw new Error("An import is already running in this tab. Wait for it to finish.");
+    running = true;
+    try {
+      const csvs = files.filter((f) => /\.(csv|tsv)$/i.test(f.name));
+      const needsLabels = plan.image.labels.key !== "folder";
+      let labelSource = labelsFile;
+      if (!labelSource && needsLabels && csvs.length === 1) labelSource = csvs[0];
+      if (!labelSource && needsLabels && csvs.length > 1) {
+        throw new ImportError(
+          `The folder holds ${csvs.length} CSV files; choose which one is the labels CSV with "Labels CSV".`,
+        );
+      }
+      const images = files
+        .map((file, i) => ({ file, path: paths[i] ?? file.name }))
+        .filter(({ file }) => file !== labelSource);
+      const all = labelSource ? [...images.map((s) => s.file), labelSource] : images.map((s) => s.file);
+      const hashing = hashInBackground(all);
+      const db = openDb();
+      const labelOf = (i: number, name: string) =>
+        i < images.length ? fileLabel(i, images.length, name) : "the labels CSV";
+      const meta = {
+        federationId,
+        planHash,
+        fileName: `${images.length} image file${images.length === 1 ? "" : "s"}`,
+        numFeatures: inputWidth(plan),
+        holdoutFraction: plan.evaluation.holdoutFraction,
+      };
+      const row = await importDataset(db, meta, async (sink) => {
+        const { importImages: readImages, readImageLabels } = await import("./import/image-pipeline");
+        const labels = labelSource ? await readImageLabels(labelSource, plan) : undefined;
+        const result = await readImages(
+          images.map(({ file, path }, i) => ({ file, path, label: labelOf(i, file.name) })),
+          labels,
+          plan,
+          sink,
+          {
+            onProgress: (p) =>
+              onProgress?.({
+                phase: "reading",
+                file: p.filesRead,
+                files: p.files,
+                bytesRead: p.bytesRead,
+                totalBytes: p.totalBytes,
+                rowsRead: p.examples,
+              }),
+          },
+        );
+        const hashes = await hashesOf(hashing, all, onProgress);
+        const perFile = all.map((file, i): SourceFile => {
+          const base = { name: labelOf(i, file.name), size: file.size, sha256: hashes[i] as string };
+          const r = result.files[i];
+          if (!r) return base;
+          return {
+            ...base,
+            records: r.outcome === "example" ? 1 : 0,
+            problems: r.outcome === "problem" ? 1 : 0,
+          };
+        });
+        return { ...result, sources: perFile };
+      });
+      return toSummary(row);
+    } finally {
+      running = false;
+    }
+  },
 };
 
 /**

@@ -11,10 +11,12 @@ export interface DataSectionState {
   locked: boolean;
 }
 
+type DataKind = "csv" | "cohort" | "image";
+
 function summaryView(
   s: ImportSummary,
   labels: { positive: string; negative: string },
-  cohort: boolean,
+  kind: DataKind,
 ): HTMLElement {
   const total = s.positives + s.negatives;
   const share = (n: number) => (total ? `${((100 * n) / total).toFixed(1)}%` : "—");
@@ -25,9 +27,11 @@ function summaryView(
       "p",
       {},
       `${s.fileName}: ${total} examples imported (${s.numTrain} for training, ${s.numHoldout} held out for evaluation) ` +
-        (cohort
+        (kind === "cohort"
           ? `from ${s.rowsRead} patients; ${s.rowsSkipped} patients left out (outside the cohort or incomplete).`
-          : `from ${s.rowsRead} rows; ${s.rowsSkipped} rows skipped.`),
+          : kind === "image"
+            ? `from ${s.rowsRead} files; ${s.rowsSkipped} files left out (not images, unlabelled or unreadable; see below).`
+            : `from ${s.rowsRead} rows; ${s.rowsSkipped} rows skipped.`),
     ),
     imputedLine(s.imputed),
     manifestLine(s),
@@ -91,10 +95,13 @@ export async function dataSection(
   const progress = h("p", { class: "muted", "data-testid": "import-progress" });
   const labels = enrollment.plan.label;
   const cohort = enrollment.plan.cohort !== undefined;
+  const image = enrollment.plan.image;
+  const kind: DataKind = image ? "image" : cohort ? "cohort" : "csv";
+  const many = kind !== "csv";
   const existing = await getCompleteDataset(db, enrollment.federationId);
   if (existing?.planHash === enrollment.planHash) {
     state.datasetId = existing.id;
-    out.replaceChildren(summaryView(existing, labels, cohort));
+    out.replaceChildren(summaryView(existing, labels, kind));
   }
 
   const cancelButton = h(
@@ -102,7 +109,7 @@ export async function dataSection(
     { class: "secondary", "data-testid": "cancel-import", hidden: true },
     "Cancel import",
   ) as HTMLButtonElement;
-  const run = async (files: File[]) => {
+  const run = async (files: File[], paths: string[] = files.map(relativePath)) => {
     const what = files.length === 1 ? (files[0] as File).name : `${files.length} files`;
     if (state.locked) {
       progress.textContent = `Leave training before importing ${what}: training is reading the current data.`;
@@ -134,20 +141,32 @@ export async function dataSection(
             ? `Checking${which} (SHA-256): ${percent}%`
             : p.phase === "deriving"
               ? `Building one example per patient: ${p.rowsRead} patients`
-              : `Reading${which}: ${p.rowsRead} ${cohort ? "patients" : "rows"} (${percent}%)`;
+              : kind === "image"
+                ? `Reading image ${p.file ?? 0} of ${p.files ?? files.length}: ${p.rowsRead} examples (${percent}%)`
+                : `Reading${which}: ${p.rowsRead} ${cohort ? "patients" : "rows"} (${percent}%)`;
       });
       const { plan, federationId, planHash } = enrollment;
       const summary = await Promise.race([
         importer.guard(
-          cohort
-            ? api.importCohort(files, plan, federationId, planHash, onProgress)
-            : api.importCsv(files[0] as File, plan, federationId, planHash, onProgress),
+          kind === "image"
+            ? api.importImages(
+                files,
+                paths,
+                labelsInput?.files?.[0],
+                plan,
+                federationId,
+                planHash,
+                onProgress,
+              )
+            : cohort
+              ? api.importCohort(files, plan, federationId, planHash, onProgress)
+              : api.importCsv(files[0] as File, plan, federationId, planHash, onProgress),
         ),
         cancelled,
       ]);
       progress.textContent = "";
       state.datasetId = summary.id;
-      out.replaceChildren(summaryView(summary, labels, cohort));
+      out.replaceChildren(summaryView(summary, labels, kind));
       void showStorage(false);
     } catch (e) {
       progress.textContent = "";
@@ -163,20 +182,22 @@ export async function dataSection(
         state.datasetId ? h("p", { class: "muted" }, "The data imported before is unchanged:") : "",
       );
       const before = await getCompleteDataset(db, enrollment.federationId);
-      if (before?.id === state.datasetId && before) out.append(summaryView(before, labels, cohort));
+      if (before?.id === state.datasetId && before) out.append(summaryView(before, labels, kind));
     } finally {
       cancelButton.hidden = true;
     }
     onChange();
   };
 
-  // A cohort plan reads an export of many files (FHIR NDJSON or Bundles, or OMOP tables): files or a folder.
-  const accept = cohort ? ".ndjson,.json,.gz,.csv,application/fhir+json" : ".csv,text/csv";
+  // A cohort plan reads an export of many files (FHIR NDJSON or Bundles, or OMOP tables), an image plan a
+  // folder of DICOM, PNG or JPEG files (DICOM files often have no extension, so no filter): files or a folder.
+  const accept =
+    kind === "image" ? "" : cohort ? ".ndjson,.json,.gz,.csv,application/fhir+json" : ".csv,text/csv";
   const input = h("input", {
     type: "file",
     id: "file-input",
-    accept,
-    multiple: cohort,
+    ...(accept ? { accept } : {}),
+    multiple: many,
     "data-testid": "file-input",
   }) as HTMLInputElement;
   const folder = h("input", {
@@ -185,24 +206,51 @@ export async function dataSection(
     webkitdirectory: true,
     "data-testid": "folder-input",
   }) as HTMLInputElement;
+  const labelsInput =
+    image && image.labels.key !== "folder"
+      ? (h("input", {
+          type: "file",
+          id: "labels-input",
+          accept: ".csv,.tsv,text/csv",
+          "data-testid": "labels-input",
+        }) as HTMLInputElement)
+      : undefined;
   for (const el of [input, folder]) {
     el.addEventListener("change", () => {
       const files = [...(el.files ?? [])];
-      if (files.length > 0) void run(cohort ? files : files.slice(0, 1));
+      if (files.length > 0) void run(many ? files : files.slice(0, 1));
     });
   }
+  const what = kind === "image" ? "the image folder " : cohort ? "the export's files " : "a CSV export ";
   const drop = h(
     "div",
     { class: "drop" },
-    h("label", { for: "file-input" }, cohort ? "Choose the export's files " : "Choose a CSV export "),
-    input,
-    cohort ? h("span", {}, " or its folder ", folder) : null,
+    h("label", { for: kind === "image" ? "folder-input" : "file-input" }, `Choose ${what}`),
+    kind === "image" ? folder : input,
+    many
+      ? h(
+          "span",
+          {},
+          kind === "image" ? " or its files " : " or its folder ",
+          kind === "image" ? input : folder,
+        )
+      : null,
+    labelsInput
+      ? h(
+          "p",
+          {},
+          h("label", { for: "labels-input" }, "Labels CSV (optional when the folder holds one CSV) "),
+          labelsInput,
+        )
+      : null,
     h(
       "p",
       { class: "muted" },
-      cohort
-        ? "FHIR Bulk Data (.ndjson, .ndjson.gz), FHIR Bundles (.json) or OMOP CDM tables (.csv). Or drop the files here. They are read on this computer only."
-        : "or drop the file here. It is read on this computer only.",
+      kind === "image"
+        ? `DICOM files (with or without extension, any transfer syntax), PNG or JPEG. ${imageLabelHelp(enrollment)} Or drop the folder here. Files are read on this computer only.`
+        : cohort
+          ? "FHIR Bulk Data (.ndjson, .ndjson.gz), FHIR Bundles (.json) or OMOP CDM tables (.csv). Or drop the files here. They are read on this computer only."
+          : "or drop the file here. It is read on this computer only.",
     ),
   );
   drop.addEventListener("dragover", (e) => {
@@ -213,8 +261,11 @@ export async function dataSection(
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    const files = [...((e as DragEvent).dataTransfer?.files ?? [])];
-    if (files.length > 0) void run(cohort ? files : files.slice(0, 1));
+    const transfer = (e as DragEvent).dataTransfer;
+    if (!transfer) return;
+    void droppedFiles(transfer).then(({ files, paths }) => {
+      if (files.length > 0) void run(many ? files : files.slice(0, 1), paths);
+    });
   });
   return h("section", {}, h("h2", {}, "Data"), drop, progress, cancelButton, out, storage);
 }
@@ -305,4 +356,58 @@ export async function storageLine(ask: boolean): Promise<HTMLElement> {
         ? "kept until you clear it (persistent)."
         : "the browser may clear it when the disk is short of space (it did not grant persistent storage)."),
   );
+}
+
+/** Where an image plan's labels come from, in plain words. */
+function imageLabelHelp(enrollment: EnrollmentRow): string {
+  const { plan } = enrollment;
+  const key = plan.image?.labels.key;
+  const { positive, negative } = plan.label;
+  if (key === "folder")
+    return `Each image's label is the name of its folder: "${positive}" or "${negative}".`;
+  const by = key === "path" ? "each file's path in the folder" : `the DICOM attribute ${key}`;
+  return `Labels come from a CSV keyed by ${by}, with "${positive}" or "${negative}" in its label column.`;
+}
+
+/** A File's path inside the chosen folder, or its name when it was chosen on its own. */
+function relativePath(file: File): string {
+  return file.webkitRelativePath || file.name;
+}
+
+/**
+ * Dropped files and folders, folders walked (a dropped folder is one entry in dataTransfer.files, with no
+ * contents), each with its path inside what was dropped.
+ */
+async function droppedFiles(transfer: DataTransfer): Promise<{ files: File[]; paths: string[] }> {
+  const entries = [...transfer.items]
+    .map((item) => item.webkitGetAsEntry?.())
+    .filter((e): e is FileSystemEntry => e !== null && e !== undefined);
+  if (entries.length === 0) {
+    const files = [...transfer.files];
+    return { files, paths: files.map((f) => f.name) };
+  }
+  const files: File[] = [];
+  const paths: string[] = [];
+  const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
+    const path = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isFile) {
+      const file = await new Promise<File>((resolve, reject) =>
+        (entry as FileSystemFileEntry).file(resolve, reject),
+      );
+      files.push(file);
+      paths.push(path);
+      return;
+    }
+    const reader = (entry as FileSystemDirectoryEntry).createReader();
+    // readEntries gives the entries in batches (100 in Chromium) until it gives an empty one.
+    for (;;) {
+      const batch = await new Promise<FileSystemEntry[]>((resolve, reject) =>
+        reader.readEntries(resolve, reject),
+      );
+      if (batch.length === 0) break;
+      for (const child of batch) await walk(child, path);
+    }
+  };
+  for (const entry of entries) await walk(entry, "");
+  return { files, paths };
 }

@@ -7,6 +7,7 @@ import { parsePlan, planHash } from "../core/plan";
 import type { RoundRow } from "../store/db";
 import { openDb } from "../store/db";
 import { ledgerOf } from "../store/ledger";
+import { adminView } from "./admin-view";
 import { type DataSectionState, dataSection } from "./data-view";
 import { fmt, h, pct } from "./dom";
 import { networkLog } from "./network-log";
@@ -321,4 +322,6 @@ function downloadButton(client: CoordinatorClient, federationId: string, errors:
   );
 }
 
-boot().catch((e) => root.replaceChildren(h("section", {}, errorBox(e))));
+// The coordinator serves this same page at /admin for its admin.
+if (location.pathname === "/admin") adminView(root);
+else boot().catch((e) => root.replaceChildren(h("section", {}, errorBox(e))));

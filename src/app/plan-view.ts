@@ -1,3 +1,4 @@
+import { describeModel } from "../core/model-format";
 import type { Plan } from "../core/plan";
 import { formatEpsilon, planPrivacy } from "../core/privacy/budget";
 import { noiseStd } from "../core/privacy/mechanism";
@@ -5,7 +6,7 @@ import { h } from "./dom";
 
 /** The plan in plain words: what is trained, on what, and what leaves this computer. */
 export function planView(plan: Plan, hash: string): HTMLElement {
-  const { training: t, privacy: p, model: m } = plan;
+  const { training: t, privacy: p } = plan;
   return h(
     "dl",
     { "data-testid": "plan" },
@@ -14,7 +15,7 @@ export function planView(plan: Plan, hash: string): HTMLElement {
     h("dt", {}, "Features"),
     h("dd", {}, featuresText(plan)),
     h("dt", {}, "Model"),
-    h("dd", {}, `Neural network with hidden layers [${m.hidden.join(", ")}] (${m.activation})`),
+    h("dd", {}, describeModel(plan)),
     h("dt", {}, "Training"),
     h(
       "dd",
@@ -56,6 +57,10 @@ function privacyText(plan: Plan): string {
 function taskText(plan: Plan): string {
   const { label } = plan;
   const what = `Predict "${label.positive}" vs "${label.negative}"`;
+  if (plan.image) {
+    const by = plan.image.labels.key === "folder" ? "the name of its folder" : "the labels CSV";
+    return `${what} for each image, labelled by ${by}`;
+  }
   if (!plan.cohort) return `${what} from the column "${label.column}"`;
   const index = plan.cohort.indexDate;
   const from =
@@ -66,6 +71,13 @@ function taskText(plan: Plan): string {
 }
 
 function featuresText(plan: Plan): string {
+  if (plan.image) {
+    const { width, height, channels, source, window } = plan.image;
+    const shown = window
+      ? `; DICOM values from ${window.center - window.width / 2} to ${window.center + window.width / 2} (window centre ${window.center}, width ${window.width}; Hounsfield units for CT) shown from black to white`
+      : "";
+    return `${width}×${height} pixel ${channels === 1 ? "greyscale" : "colour"} images from ${source === "dicom" ? "DICOM files" : "PNG or JPEG files"}${shown}`;
+  }
   const names = plan.features.slice(0, 6).map((f) => f.column ?? f.name);
   const categories = plan.features.filter((f) => f.type === "category").length;
   const source = plan.cohort ? "derived from patient records" : "columns";

@@ -6,6 +6,7 @@ import type { ExampleSink } from "../../workers/import/parser";
 import { cohortSpecOf, inputWidth, type Plan, parsePlan } from "../core/plan";
 import type { ImportProblem } from "../store/db";
 import { inspectCohort } from "./inspect-cohort";
+import { inspectImages } from "./inspect-images";
 import { type CliResult, USAGE_ERROR } from "./privacy";
 
 /**
@@ -13,10 +14,12 @@ import { type CliResult, USAGE_ERROR } from "./privacy";
  * pipeline the browser's import worker runs (workers/import). Nothing is stored and nothing is sent; the
  * report names files, lines and columns but never quotes a cell.
  */
-export const INSPECT_USAGE = `Usage: fedward inspect --plan PLAN.json FILE_OR_DIR...
+export const INSPECT_USAGE = `Usage: fedward inspect --plan PLAN.json [--labels LABELS.csv] FILE_OR_DIR...
 
 Reads each file (directories recursively) as the site's import would, and prints a report per file and
-a last line. For a plan on FHIR or OMOP exports, the files are one export, joined by patient:
+a last line. For a plan on FHIR or OMOP exports, the files are one export, joined by patient. For an
+image plan, every DICOM file is read as the site would (PNG and JPEG only matched to their labels), with
+labels from --labels LABELS.csv, the one CSV among the files, or folder names, as the plan says:
   examples=<n> features=<model inputs> labels=<class:count,...> skipped=<rows> errors=<files>
 Exits with 1 when the plan is invalid or nothing is importable, 2 on a usage error.
 `;
@@ -54,7 +57,22 @@ export async function runInspectCli(argv: string[]): Promise<CliResult> {
   }
   const files = parsed.paths.flatMap(listFiles);
   const reports: FileReport[] = [];
-  if (cohortSpecOf(plan)) {
+  if (plan.image) {
+    // An image plan: every DICOM (or PNG/JPEG) file of the folders is one example (inspect-images.ts).
+    const roots = parsed.paths.map((root) => ({ root, files: listFiles(root) }));
+    try {
+      const r = await inspectImages(roots, plan, parsed.labels);
+      reports.push({ ...r, error: false });
+    } catch (e) {
+      reports.push({
+        examples: 0,
+        positives: 0,
+        skipped: 0,
+        error: true,
+        text: `error: ${(e as Error).message}\n`,
+      });
+    }
+  } else if (cohortSpecOf(plan)) {
     // A cohort plan joins every file's records by patient, so its report is one for the whole export.
     const r = await inspectCohort(
       files.filter((f) => COHORT_NAME.test(f)),
@@ -85,16 +103,21 @@ export async function runInspectCli(argv: string[]): Promise<CliResult> {
   return { code: 0, stdout, stderr: "" };
 }
 
-function parse(argv: string[]): { plan: string; paths: string[]; help: boolean } {
+function parse(argv: string[]): { plan: string; paths: string[]; labels?: string; help: boolean } {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { plan: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: { plan: { type: "string" }, labels: { type: "string" }, help: { type: "boolean", short: "h" } },
     allowPositionals: true,
   });
   if (values.help) return { plan: "", paths: [], help: true };
   if (!values.plan) throw new Error("--plan is required: give the federation's plan JSON file.");
   if (positionals.length === 0) throw new Error("give at least one file or directory to inspect.");
-  return { plan: values.plan, paths: positionals, help: false };
+  return {
+    plan: values.plan,
+    paths: positionals,
+    help: false,
+    ...(values.labels ? { labels: values.labels } : {}),
+  };
 }
 
 /** A directory's files, recursively and sorted, so the report's order does not depend on the disk. */

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "./zod";
 import { type CohortSpec, derivedSchema, indexDateSchema, labelSchema } from "./cohort/spec";
 import { sha256Hex } from "./sha256";
 
@@ -57,6 +57,90 @@ const csvSchema = z
   })
   .strict();
 
+const activation = z.enum(["relu", "tanh", "sigmoid", "elu"]);
+
+/** Dense layers after the inputs (flattened pixels for an image plan), then Dense(1, sigmoid). */
+const mlpSchema = z
+  .object({
+    type: z.literal("mlp"),
+    hidden: z.array(z.number().int().positive().max(4096)).max(8),
+    activation,
+  })
+  .strict();
+
+/**
+ * A small CNN for image plans: each conv entry is Conv2D(filters, kernel×kernel, stride, padding "same",
+ * activation) followed, when `pool` is set, by MaxPooling2D(pool×pool, stride pool, padding "valid"); then
+ * Flatten, the `dense` hidden layers with the same activation, and Dense(1, sigmoid). "same" padding keeps
+ * a conv from shrinking the image (only strides and pools do, to ceil(n/stride) and floor(n/pool)), so
+ * border pixels count like the others and the sizes are easy to plan.
+ */
+const cnnSchema = z
+  .object({
+    type: z.literal("cnn"),
+    conv: z
+      .array(
+        z
+          .object({
+            filters: z.number().int().min(1).max(256),
+            kernel: z.number().int().min(1).max(11),
+            stride: z.union([z.literal(1), z.literal(2)]).optional(),
+            pool: z.union([z.literal(2), z.literal(3)]).optional(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(6),
+    dense: z.array(z.number().int().positive().max(4096)).max(4),
+    activation,
+  })
+  .strict();
+
+/** What an image plan's labels CSV is keyed by: a DICOM attribute, the file's relative path, or none. */
+export const IMAGE_LABEL_KEYS = [
+  "SOPInstanceUID",
+  "PatientID",
+  "AccessionNumber",
+  "StudyInstanceUID",
+  "SeriesInstanceUID",
+  "path",
+  "folder",
+] as const;
+
+/**
+ * An image plan's inputs: every file becomes one height × width × channels float tensor in [0, 1],
+ * channel-last (the pixel pipeline's toModelInput). DICOM pixels are mapped through the plan's fixed window
+ * (the same at every site, never each file's own); `frame` picks the frame of multi-frame files.
+ */
+const imageSchema = z
+  .object({
+    width: z.number().int().min(1).max(512),
+    height: z.number().int().min(1).max(512),
+    channels: z.union([z.literal(1), z.literal(3)]),
+    // center ± width/2 maps to [0, 1] (e.g. Hounsfield units for CT: center 40, width 400 for soft tissue).
+    window: z
+      .object({ center: z.number().finite(), width: z.number().finite().positive() })
+      .strict()
+      .optional(),
+    frame: z.union([z.number().int().min(0), z.literal("middle")]).optional(),
+    source: z.enum(["dicom", "images"]),
+    labels: z
+      .object({
+        // "folder": the label is the name of the folder directly holding the file, compared to
+        // label.positive and label.negative. Any other key: a labels CSV maps that key to the label.
+        key: z.enum(IMAGE_LABEL_KEYS),
+        // The labels CSV's column holding the key (default: the key's name, e.g. "SOPInstanceUID").
+        column: z.string().min(1).optional(),
+        // The labels CSV's column holding the label (default: "label").
+        labelColumn: z.string().min(1).optional(),
+      })
+      .strict(),
+  })
+  .strict();
+
+/** Most weights a plan's model may have: an update of 10 million float32 is 40 MB per site and round. */
+export const MAX_PARAMS = 10_000_000;
+
 const planShape = z
   .object({
     id: z
@@ -64,8 +148,11 @@ const planShape = z
       .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and dashes (at most 63)"),
     title: z.string().min(1).max(200),
     task: z.literal("binary-classification").default("binary-classification"),
-    features: z.array(featureSchema).min(1).max(4096),
+    // At least one, except in an image plan, whose inputs are the pixels (checked in the refinement below).
+    features: z.array(featureSchema).max(4096),
     csv: csvSchema.optional(),
+    // An image plan: examples are DICOM or PNG/JPEG files, each one example (see imageSchema).
+    image: imageSchema.optional(),
     // A cohort plan: examples are patients of a FHIR or OMOP export, from this index date (see cohort/spec.ts).
     cohort: z.object({ indexDate: indexDateSchema }).strict().optional(),
     label: z
@@ -77,13 +164,7 @@ const planShape = z
         negative: z.string().min(1),
       })
       .strict(),
-    model: z
-      .object({
-        type: z.literal("mlp"),
-        hidden: z.array(z.number().int().positive().max(4096)).max(8),
-        activation: z.enum(["relu", "tanh", "sigmoid", "elu"]),
-      })
-      .strict(),
+    model: z.discriminatedUnion("type", [mlpSchema, cnnSchema]),
     training: z
       .object({
         epochs: z.number().int().positive().max(100),
@@ -113,8 +194,18 @@ const planShape = z
   .strict();
 
 export const planSchema = planShape.superRefine((plan, ctx) => {
-  if (plan.cohort) checkCohortPlan(plan, ctx);
-  else checkCsvPlan(plan, ctx);
+  if (plan.image) checkImagePlan(plan, plan.image, ctx);
+  else {
+    if (plan.features.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["features"],
+        message: "needs at least one feature (only an image plan, with plan.image, has none)",
+      });
+    if (plan.cohort) checkCohortPlan(plan, ctx);
+    else checkCsvPlan(plan, ctx);
+  }
+  checkModel(plan, ctx);
   // A feature's name and its column must each be unique.
   for (const key of ["name", "column"] as const) {
     const seen = new Set<string>();
@@ -165,6 +256,96 @@ export const planSchema = planShape.superRefine((plan, ctx) => {
 export type Plan = z.infer<typeof planSchema>;
 
 type PlanShape = z.infer<typeof planShape>;
+
+/**
+ * An image plan's inputs are the pixels: no features, no CSV layout, no cohort, and labels from a labels CSV
+ * or folder names (image.labels) rather than label.column or label.criterion.
+ */
+function checkImagePlan(plan: PlanShape, image: ImageSpec, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: "custom", path, message });
+  if (plan.features.length > 0)
+    issue(["features"], "must be [] in an image plan (plan.image): its inputs are the pixels");
+  if (plan.csv !== undefined)
+    issue(["csv"], "an image plan reads no CSV rows; its labels CSV is described by image.labels");
+  if (plan.cohort !== undefined)
+    issue(["cohort"], "a plan is either an image plan or a cohort plan, not both");
+  if (plan.label.column !== undefined)
+    issue(
+      ["label", "column"],
+      "an image plan takes its labels as image.labels says (labelColumn), not from here",
+    );
+  if (plan.label.criterion !== undefined) issue(["label", "criterion"], "needs plan.cohort, not plan.image");
+  const { key, column, labelColumn } = image.labels;
+  if (key === "folder") {
+    for (const [name, value] of [
+      ["column", column],
+      ["labelColumn", labelColumn],
+    ] as const)
+      if (value !== undefined)
+        issue(
+          ["image", "labels", name],
+          'is not used with key "folder": the label is the name of the folder directly holding each file',
+        );
+  } else {
+    const columns = imageLabelColumns(image);
+    if (columns?.column === columns?.labelColumn)
+      issue(["image", "labels", "labelColumn"], "must differ from the key column image.labels.column");
+  }
+  if (image.source === "images") {
+    if (key !== "path" && key !== "folder")
+      issue(
+        ["image", "labels", "key"],
+        `"${key}" is a DICOM attribute; PNG and JPEG files are labelled by "path" or "folder"`,
+      );
+    if (image.frame !== undefined)
+      issue(["image", "frame"], 'selects a frame of multi-frame DICOM files; use it with source "dicom"');
+  }
+}
+
+/**
+ * A CNN needs an image plan (an MLP works on either: an image plan's pixels are flattened); every conv entry
+ * must leave at least 1×1 pixels, and the model at most MAX_PARAMS weights.
+ */
+function checkModel(plan: PlanShape, ctx: z.RefinementCtx): void {
+  const model = plan.model;
+  if (model.type === "cnn") {
+    if (!plan.image) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["model", "type"],
+        message: '"cnn" needs an image plan: add plan.image, or use "mlp" for features',
+      });
+      return;
+    }
+    const sizes = convOutputSizes(plan.image, model.conv);
+    const bad = sizes.findIndex((s) => s.height < 1 || s.width < 1);
+    if (bad >= 0) {
+      const before = bad === 0 ? plan.image : (sizes[bad - 1] as Size);
+      const after = sizes[bad] as Size;
+      ctx.addIssue({
+        code: "custom",
+        path: ["model", "conv", bad],
+        message:
+          `model.conv[${bad}] shrinks ${before.height}×${before.width} pixels to ${after.height}×${after.width}: ` +
+          "remove its pool or stride (or an earlier one), or make plan.image larger",
+      });
+      return;
+    }
+  }
+  const layers = weightLayers(plan);
+  const total = layers.reduce((n, l) => n + l.count, 0);
+  if (total > MAX_PARAMS) {
+    const largest = layers.reduce((a, b) => (b.count > a.count ? b : a));
+    ctx.addIssue({
+      code: "custom",
+      path: ["model"],
+      message:
+        `has ${total} weights, more than the ${MAX_PARAMS} a plan's model may have (each update would be ` +
+        `${Math.round((total * 4) / 1e6)} MB); the largest layer is ${largest.name} with ${largest.count}${largest.hint}`,
+    });
+  }
+}
 
 /** A CSV plan names a column for every feature and for the label, and derives nothing. */
 function checkCsvPlan(plan: PlanShape, ctx: z.RefinementCtx): void {
@@ -291,21 +472,98 @@ export function featureWidth(feature: Feature): number {
   return feature.type === "category" ? feature.levels.length : 1;
 }
 
-/** Number of model inputs: the width of every example's x. */
+export type ImageSpec = z.infer<typeof imageSchema>;
+export type CnnModel = z.infer<typeof cnnSchema>;
+export type ConvSpec = CnnModel["conv"][number];
+interface Size {
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/**
+ * The labels CSV's key column and label column of an image plan, defaults filled in (the key's name and
+ * "label"); undefined for folder labels.
+ */
+export function imageLabelColumns(image: ImageSpec): { column: string; labelColumn: string } | undefined {
+  const { key, column, labelColumn } = image.labels;
+  if (key === "folder") return undefined;
+  return { column: column ?? key, labelColumn: labelColumn ?? "label" };
+}
+
+/** Number of model inputs: the width of every example's x (an image's pixels, flattened H×W×C). */
 export function inputWidth(plan: Plan): number {
+  if (plan.image) return plan.image.width * plan.image.height * plan.image.channels;
   return plan.features.reduce((sum, f) => sum + featureWidth(f), 0);
+}
+
+/** Shape of one example as the model takes it: [inputWidth] for features, [height, width, channels] for images. */
+export function inputShape(plan: Plan): number[] {
+  if (plan.image) return [plan.image.height, plan.image.width, plan.image.channels];
+  return [inputWidth(plan)];
+}
+
+/**
+ * Size after each conv entry and its pool. Conv padding is "same" (ceil(n / stride)); max pooling is
+ * "valid" with stride = pool size (floor(n / pool)); tfjs computes the same (computeConv2DInfo and
+ * computePool2DInfo).
+ */
+export function convOutputSizes(image: Pick<ImageSpec, "height" | "width">, conv: ConvSpec[]): Size[] {
+  let { height, width } = image;
+  return conv.map((c) => {
+    const stride = c.stride ?? 1;
+    const pool = c.pool ?? 1;
+    height = Math.floor(Math.ceil(height / stride) / pool);
+    width = Math.floor(Math.ceil(width / stride) / pool);
+    return { height, width, channels: c.filters };
+  });
+}
+
+interface WeightLayer {
+  /** The plan field that makes this layer, for messages: "model.conv[0]", "model.dense[1]", "the output layer". */
+  name: string;
+  shapes: number[][];
+  count: number;
+  /** Where a too-large layer's size comes from, for the message. */
+  hint: string;
+}
+
+/** The model's layers that have weights, in order, each with its kernel and bias shapes. */
+function weightLayers(plan: Plan): WeightLayer[] {
+  const layers: WeightLayer[] = [];
+  const push = (name: string, shapes: number[][], hint = "") =>
+    layers.push({ name, shapes, count: shapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0), hint });
+  const model = plan.model;
+  let width = inputWidth(plan);
+  let hint = plan.image
+    ? ` (its input is the ${plan.image.height}×${plan.image.width}×${plan.image.channels} image: make plan.image smaller or use a CNN)`
+    : "";
+  const [hidden, field] = model.type === "mlp" ? [model.hidden, "hidden"] : [model.dense, "dense"];
+  if (model.type === "cnn") {
+    const image = plan.image as ImageSpec;
+    let channels: number = image.channels;
+    model.conv.forEach((c, i) => {
+      push(`model.conv[${i}]`, [[c.kernel, c.kernel, channels, c.filters], [c.filters]]);
+      channels = c.filters;
+    });
+    const last = convOutputSizes(image, model.conv).at(-1) as Size;
+    width = last.height * last.width * last.channels;
+    const i = model.conv.length - 1;
+    hint = ` (its input is the ${last.height}×${last.width}×${last.channels} output of model.conv[${i}]: add a pool or a stride there, or use fewer filters)`;
+  }
+  [...hidden, 1].forEach((units, i) => {
+    push(i < hidden.length ? `model.${field}[${i}]` : "the output layer", [[width, units], [units]], hint);
+    width = units;
+    hint = "";
+  });
+  return layers;
 }
 
 /** Shapes of the model's weights in the order tfjs `model.getWeights()` returns them. */
 export function weightShapes(plan: Plan): number[][] {
-  const sizes = [inputWidth(plan), ...plan.model.hidden, 1];
-  const shapes: number[][] = [];
-  for (let i = 0; i + 1 < sizes.length; i++) {
-    shapes.push([sizes[i] as number, sizes[i + 1] as number], [sizes[i + 1] as number]);
-  }
-  return shapes;
+  return weightLayers(plan).flatMap((l) => l.shapes);
 }
 
 export function paramCount(plan: Plan): number {
-  return weightShapes(plan).reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
+  return weightLayers(plan).reduce((n, l) => n + l.count, 0);
 }

@@ -3,14 +3,16 @@ import cors from "@fastify/cors";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { apiPaths, type EnrollRequest } from "../core/protocol";
+import { adminRoutes } from "./admin-routes";
 import type { Config } from "./config";
 import { handleError } from "./http-error";
 import { enrollBody, enrollResponse, errorResponses, healthResponse } from "./schemas";
+import { addSecurityHeaders } from "./security-headers";
 import { siteRoutes } from "./site-routes";
 import type { Storage } from "./storage";
 
 export interface AppOptions {
-  config: Pick<Config, "appDir" | "corsOrigins">;
+  config: Pick<Config, "appDir" | "corsOrigins"> & Partial<Pick<Config, "publicUrl">>;
   storage: Storage;
   logger?: FastifyServerOptions["logger"];
 }
@@ -28,6 +30,7 @@ export function buildApp({ config, storage, logger = false }: AppOptions): Fasti
   app.setErrorHandler((error, request, reply) => {
     reply.send(handleError(error, request, reply));
   });
+  addSecurityHeaders(app);
 
   // Sites send bearer tokens, never cookies, so the app may be served from any static host.
   app.register(cors, {
@@ -47,11 +50,16 @@ export function buildApp({ config, storage, logger = false }: AppOptions): Fasti
   );
 
   app.register(siteRoutes(storage));
+  app.register(adminRoutes(storage, { publicUrl: config.publicUrl }));
 
   if (existsSync(config.appDir)) {
     app.register(fastifyStatic, { root: config.appDir, prefix: "/" });
+    // The admin page is the same app, which routes on its path.
+    app.get("/admin", async (_request, reply) => reply.sendFile("index.html"));
   } else {
-    app.get("/", async (_request, reply) => reply.type("text/html; charset=utf-8").send(missingAppPage));
+    for (const path of ["/", "/admin"]) {
+      app.get(path, async (_request, reply) => reply.type("text/html; charset=utf-8").send(missingAppPage));
+    }
   }
   return app;
 }

@@ -16,7 +16,8 @@ export class HttpError extends Error {
 
 const storageStatus = { "not-found": 404, conflict: 409, invalid: 400 } as const;
 
-function statusOf(error: unknown): number {
+/** The HTTP status an error is sent under (500 for anything not meant for the client). */
+export function statusOf(error: unknown): number {
   if (error instanceof StorageError) return storageStatus[error.reason];
   const code = (error as Partial<FastifyError>).statusCode;
   return typeof code === "number" && code >= 400 && code <= 599 ? code : 500;

@@ -60,6 +60,33 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "admin token, update norms, refused updates",
+    sql: `
+      -- One row at most: the coordinator's admin token, stored as its SHA-256 only.
+      CREATE TABLE admin_token (
+        id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+        token_hash text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      -- The L2 norm of each update as received, so the admin page need not read every delta back.
+      -- NULL for updates stored before this migration.
+      ALTER TABLE updates ADD COLUMN l2_norm double precision;
+      -- The latest refusal of a site's upload for a round (one row per site and round, however often it
+      -- retries), so an admin can see why a site is missing from a round.
+      CREATE TABLE refused_updates (
+        federation_id text NOT NULL REFERENCES federations (id) ON DELETE CASCADE,
+        round integer NOT NULL CHECK (round >= 1),
+        site_id text NOT NULL REFERENCES sites (id),
+        status_code integer NOT NULL,
+        reason text NOT NULL,
+        attempts integer NOT NULL DEFAULT 1,
+        refused_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (federation_id, round, site_id)
+      );
+    `,
+  },
 ];
 
 /** unique_violation (on pg_type's index), duplicate_table, duplicate_object ("type … already exists"). */

@@ -1,6 +1,7 @@
 import { paramCount } from "../core/plan";
 import type { UploadResponse } from "../core/protocol";
 import type { Strategy } from "../core/strategy";
+import { l2Norm } from "../core/vector";
 import type { Queryable } from "./db";
 import { FEDERATION_COLUMNS, type FederationRow, StorageError, toFederation } from "./records";
 import { bytesToVector, vectorToBytes } from "./vector-bytes";
@@ -52,9 +53,9 @@ export async function recordUpdateIn(
 
   // ON CONFLICT instead of catching the unique violation: on PostgreSQL an error aborts the transaction.
   const inserted = await tx.query(
-    `INSERT INTO updates (federation_id, round, site_id, delta, num_examples) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT DO NOTHING RETURNING site_id`,
-    [federationId, round, siteId, vectorToBytes(delta), numExamples],
+    `INSERT INTO updates (federation_id, round, site_id, delta, num_examples, l2_norm)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING site_id`,
+    [federationId, round, siteId, vectorToBytes(delta), numExamples, l2Norm(delta)],
   );
   if (inserted.length === 0) {
     throw new StorageError(

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /**
  * Invite codes are read aloud and typed by people, so they use Crockford's base32 (no I, L, O, U) and
@@ -44,6 +44,16 @@ export function newToken(): string {
 /** Tokens carry 256 bits of entropy, so a plain SHA-256 (no salt, no stretching) cannot be reversed. */
 export function hashToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/**
+ * Whether `token` hashes to `storedHash` (hex), in time that does not depend on where they differ: the
+ * admin token is checked against one stored hash rather than looked up, so compare like a secret.
+ */
+export function tokenMatchesHash(token: string, storedHash: string): boolean {
+  const presented = Buffer.from(hashToken(token), "hex");
+  const stored = Buffer.from(storedHash, "hex");
+  return presented.length === stored.length && timingSafeEqual(presented, stored);
 }
 
 /** Short lowercase ids for URLs, e.g. `${prefix}-k3x9pq2m`. */

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { FastifyInstance } from "fastify";
 import { parsePlan } from "../core/plan";
 import { buildApp } from "./app";
 import { type Config, ConfigError, loadConfig } from "./config";
@@ -23,13 +24,21 @@ export interface Coordinator {
   storage: Storage;
   /** Invites not used yet, across all federations. */
   invites: InviteLink[];
+  /** `${publicUrl}/admin`: the admin page. */
+  adminUrl: string;
+  /** The admin token when this start made it (first start, or newAdminToken); otherwise undefined. */
+  adminToken: string | undefined;
   close(): Promise<void>;
 }
 
 export interface StartOptions {
   /** Where the invite links and the address are printed; console.log by default. */
   print?: (line: string) => void;
+  /** Replace the admin token with a new one (the old one stops working) and print it. */
+  newAdminToken?: boolean;
 }
+
+export const NEW_ADMIN_TOKEN_FLAG = "--new-admin-token";
 
 export function openDb(config: Pick<Config, "databaseUrl" | "dataDir">): Promise<Db> {
   return config.databaseUrl !== undefined
@@ -41,13 +50,18 @@ export function openDb(config: Pick<Config, "databaseUrl" | "dataDir">): Promise
 export async function startCoordinator(config: Config, options: StartOptions = {}): Promise<Coordinator> {
   const print = options.print ?? ((line: string) => console.log(line));
   const db = await openDb(config);
+  let app: FastifyInstance | undefined;
   try {
     await runMigrations(db);
     const storage = new Storage(db);
     if ((await storage.listFederations()).length === 0) await createDemoFederation(config, storage);
 
-    const app = buildApp({ config, storage, logger: { level: config.logLevel } });
+    app = buildApp({ config, storage, logger: { level: config.logLevel } });
     await app.listen({ port: config.port, host: config.host });
+    // Only once listening: a start that fails (port taken) must not make a token nobody saw.
+    const adminToken = options.newAdminToken
+      ? await storage.admin.replaceAdminToken()
+      : await storage.admin.ensureAdminToken();
     const { port } = app.server.address() as AddressInfo;
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
     const url = `http://${host === "0.0.0.0" || host === "[::]" ? "localhost" : host}:${port}`;
@@ -62,19 +76,30 @@ export async function startCoordinator(config: Config, options: StartOptions = {
         code,
         url: `${publicUrl}/?invite=${encodeURIComponent(code)}`,
       }));
+    const adminUrl = `${publicUrl}/admin`;
     print(`fedward coordinator listening on ${url}`);
     if (invites.length > 0) {
       print("Unused invites (open one link per hospital site):");
       for (const invite of invites) print(`  ${invite.siteLabel}: ${invite.url}`);
     }
+    print(`Admin page: ${adminUrl}`);
+    if (adminToken !== undefined) {
+      print(`  Admin token (shown this once; the coordinator keeps only its SHA-256): ${adminToken}`);
+    } else {
+      print(
+        `  An admin token exists. To replace it, restart with \`npm run coordinator -- ${NEW_ADMIN_TOKEN_FLAG}\`.`,
+      );
+    }
 
     let closing: Promise<void> | undefined;
+    const listening = app;
     const close = () => {
-      closing ??= app.close().then(() => db.close());
+      closing ??= listening.close().then(() => db.close());
       return closing;
     };
-    return { url, storage, invites, close };
+    return { url, storage, invites, adminUrl, adminToken, close };
   } catch (error) {
+    await app?.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw error;
   }
@@ -102,9 +127,20 @@ async function createDemoFederation(config: Config, storage: Storage): Promise<v
 }
 
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((arg) => arg !== NEW_ADMIN_TOKEN_FLAG);
+  if (unknown.length > 0) {
+    console.error(
+      `Unknown argument ${unknown.join(" ")}; the coordinator takes only ${NEW_ADMIN_TOKEN_FLAG} ` +
+        "(its settings are environment variables, listed in README.md).",
+    );
+    process.exit(2);
+  }
   let coordinator: Coordinator;
   try {
-    coordinator = await startCoordinator(loadConfig());
+    coordinator = await startCoordinator(loadConfig(), {
+      newAdminToken: args.includes(NEW_ADMIN_TOKEN_FLAG),
+    });
   } catch (error) {
     // Configuration and plan problems are the operator's to fix: print the sentence, not a stack.
     const known = error instanceof ConfigError || (error as Error).name === "PlanError";

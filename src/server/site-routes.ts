@@ -5,7 +5,7 @@ import { paramCount } from "../core/plan";
 import { maxReleasedNorm } from "../core/privacy/mechanism";
 import { l2Norm } from "../core/vector";
 import { decodeVector, encodeVector, WireError, WireKind, wireByteLength } from "../core/wire";
-import { HttpError } from "./http-error";
+import { HttpError, statusOf } from "./http-error";
 import {
   binaryResponse,
   errorResponses,
@@ -112,6 +112,7 @@ export function siteRoutes(storage: Storage) {
         // The real limit depends on the federation's plan and is enforced per request in preParsing;
         // this static one only has to be above any plan's update.
         bodyLimit: INT32_MAX,
+        onError: async (request, _reply, error) => recordRefusal(storage, request, error),
         preParsing: async (request, _reply, payload) => {
           const expected = wireByteLength(paramCount(authOf(request).federation.plan));
           const declared = Number(request.headers["content-length"]);
@@ -193,6 +194,20 @@ export function siteRoutes(storage: Storage) {
       },
     );
   };
+}
+
+/** A 4xx on an upload by a known site, for a round of its plan, is kept for the admin page. */
+async function recordRefusal(storage: Storage, request: FastifyRequest, error: Error): Promise<void> {
+  const auth = auths.get(request);
+  if (!auth) return;
+  const statusCode = statusOf(error);
+  // Params are still strings when the error comes before validation (a body over the limit).
+  const round = Number((request.params as { round: unknown }).round);
+  if (statusCode >= 500 || !Number.isInteger(round) || round < 1 || round > auth.federation.plan.rounds)
+    return;
+  await storage
+    .recordRefusal(auth.federation.id, auth.site.id, round, statusCode, error.message.slice(0, 500))
+    .catch((failure: unknown) => request.log.error({ err: failure }, "could not record a refused update"));
 }
 
 function assertDone(federation: Federation): void {

@@ -2,6 +2,7 @@ import { initialWeights } from "../core/model-format";
 import { type Plan, planHash } from "../core/plan";
 import type { EnrollResponse, FederationState, UploadResponse } from "../core/protocol";
 import { FedAvgUnweighted, type Strategy } from "../core/strategy";
+import { AdminStore } from "./admin-store";
 import type { Db } from "./db";
 import {
   FEDERATION_COLUMNS,
@@ -19,10 +20,15 @@ import { bytesToVector, vectorToBytes } from "./vector-bytes";
 export { type Federation, type Invite, type Site, StorageError } from "./records";
 
 export class Storage {
+  /** The admin token and the admin API's reads. */
+  readonly admin: AdminStore;
+
   constructor(
     private readonly db: Db,
     private readonly strategy: Strategy = new FedAvgUnweighted(),
-  ) {}
+  ) {
+    this.admin = new AdminStore(db);
+  }
 
   /** Creates a federation, its initial model (version 0) and one single-use invite per site label. */
   async createFederation(
@@ -98,6 +104,44 @@ export class Storage {
       siteLabel: r.site_label,
       siteId: r.site_id,
     }));
+  }
+
+  /** One more single-use invite for a federation that is still training (the admin page makes these). */
+  async createInvite(federationId: string, siteLabel: string): Promise<Invite> {
+    const federation = await this.getFederation(federationId);
+    if (!federation) throw new StorageError("not-found", `There is no federation "${federationId}".`);
+    if (federation.status === "done") {
+      throw new StorageError(
+        "conflict",
+        `The federation finished all ${federation.plan.rounds} rounds; a new site could not train in it.`,
+      );
+    }
+    const code = newInviteCode();
+    await this.db.query("INSERT INTO invites (code, federation_id, site_label) VALUES ($1, $2, $3)", [
+      code,
+      federationId,
+      siteLabel,
+    ]);
+    return { code, federationId, siteLabel, siteId: null };
+  }
+
+  /**
+   * Keeps the latest refusal of a site's upload for a round, for the admin page. One row per site and
+   * round, so a site retrying a bad upload cannot grow the table.
+   */
+  async recordRefusal(
+    federationId: string,
+    siteId: string,
+    round: number,
+    statusCode: number,
+    reason: string,
+  ): Promise<void> {
+    await this.db.query(
+      `INSERT INTO refused_updates (federation_id, round, site_id, status_code, reason) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (federation_id, round, site_id) DO UPDATE SET status_code = EXCLUDED.status_code,
+         reason = EXCLUDED.reason, refused_at = now(), attempts = refused_updates.attempts + 1`,
+      [federationId, round, siteId, statusCode, reason],
+    );
   }
 
   /** Turns a single-use invite into a site with a fresh bearer token (returned once, stored hashed). */

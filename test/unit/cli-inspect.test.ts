@@ -182,3 +182,60 @@ describe("fedward inspect on FHIR and OMOP exports", () => {
     expect(result.stdout).toContain("patients=1 examples=1 excluded=0 skipped=0");
   });
 });
+
+describe("fedward inspect on image folders", () => {
+  const DICOM = fileURLToPath(new URL("../../../shared/data/dicom/pydicom", import.meta.url));
+  const haveDicom = existsSync(DICOM);
+  if (!haveDicom) console.warn("fedward inspect DICOM test skipped: ../shared/data/dicom absent");
+
+  it("matches the digits demo's PNG files to their folders' labels (pixels are decoded at the site)", async () => {
+    const result = await runInspectCli([
+      "--plan",
+      "public/demo/digits-plan.json",
+      "public/demo/digits/site1",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("decoded by the browser at the site");
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe(
+      "examples=119 features=64 labels=8:58,3:61 skipped=0 errors=0",
+    );
+  });
+
+  it.runIf(haveDicom)(
+    "reads a DICOM folder with a labels CSV given by --labels, as the site would",
+    async () => {
+      // Prepare: CT_small (patient 1CT1) is CT, MR_small and its RLE twin (patient 4MR1) are MR
+      const dir = tempDir({ "labels.csv": "patient,kind\n1CT1,CT\n4MR1,MR\n" });
+      const plan = JSON.parse(readFileSync("public/demo/digits-plan.json", "utf8"));
+      plan.image = {
+        width: 16,
+        height: 16,
+        channels: 1,
+        source: "dicom",
+        labels: { key: "PatientID", column: "patient", labelColumn: "kind" },
+      };
+      plan.label = { positive: "CT", negative: "MR" };
+      writeFileSync(join(dir, "plan.json"), JSON.stringify(plan));
+      const files = ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "rtplan.dcm"].map((f) =>
+        join(DICOM, f),
+      );
+
+      // Execute
+      const result = await runInspectCli([
+        "--plan",
+        join(dir, "plan.json"),
+        "--labels",
+        join(dir, "labels.csv"),
+        ...files,
+      ]);
+
+      // Assert
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/rtplan\.dcm: it is an RT Plan, not an image/);
+      expect(result.stdout).not.toContain("1CT1");
+      expect(result.stdout.trimEnd().split("\n").at(-1)).toBe(
+        "examples=3 features=256 labels=CT:1,MR:2 skipped=1 errors=0",
+      );
+    },
+  );
+});

@@ -5,8 +5,9 @@ import wasmUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?u
 import wasmSimdUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url";
 import wasmThreadedUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url";
 import { InputError } from "../../src/core/errors";
-import { inputWidth, type Plan } from "../../src/core/plan";
-import { buildModel, disposeModel } from "./model";
+import type { Plan } from "../../src/core/plan";
+import { measureTraining } from "./throughput";
+import "./wasm-kernels";
 
 export const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -67,30 +68,13 @@ async function activate(name: BackendName): Promise<void> {
   await tf.ready();
 }
 
-/** Examples per second of real training steps of the plan's model on a synthetic batch. */
+/**
+ * Examples per second of real training steps of the plan's own model (CNN or MLP, at its batch size and
+ * input shape), so that a CNN plan picks the backend fastest for convolutions, not for an MLP.
+ */
 async function measure(plan: Plan, budgetMs: number): Promise<number> {
-  const model = await buildModel(plan);
-  const n = plan.training.batchSize;
-  const d = inputWidth(plan);
-  const xs = new Float32Array(n * d);
-  for (let i = 0; i < xs.length; i++) xs[i] = ((i * 7919) % 17) / 8 - 1;
-  const ys = new Float32Array(n);
-  for (let i = 0; i < n; i++) ys[i] = i % 2;
-  const x = tf.tensor2d(xs, [n, d]);
-  const y = tf.tensor2d(ys, [n, 1]);
-  try {
-    await model.trainOnBatch(x, y); // warm-up: shader compilation, wasm instantiation
-    let steps = 0;
-    const start = performance.now();
-    while (steps < 3 || (performance.now() - start < budgetMs && steps < 50)) {
-      await model.trainOnBatch(x, y);
-      steps++;
-    }
-    return (steps * n * 1000) / (performance.now() - start);
-  } finally {
-    tf.dispose([x, y]);
-    disposeModel(model);
-  }
+  const { examplesPerSecond } = await measureTraining(plan, { budgetMs, minSteps: 1, maxSteps: 50 });
+  return examplesPerSecond;
 }
 
 function fmt(m: BackendMeasurement): string {
@@ -118,6 +102,12 @@ export async function chooseBackend(plan: Plan, preference: BackendPreference): 
     }
     if (backend === "webgpu" && adapter?.fallback) {
       measurements.push({ backend, note: `fallback adapter (${adapter.description}), CPU-emulated` });
+      continue;
+    }
+    if (backend === "cpu" && plan.model.type === "cnn" && measurements.some((m) => m.examplesPerSecond)) {
+      // tfjs's cpu conv gradient reads element by element: about 50 times slower than wasm on a small CNN
+      // (test/bench/train.ts), and one step on a large image would take minutes just to measure.
+      measurements.push({ backend, note: "not measured for a CNN (far slower than wasm)" });
       continue;
     }
     try {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { InputError } from "../../src/core/errors";
-import { inputWidth, type Plan } from "../../src/core/plan";
+import { inputShape, inputWidth, type Plan } from "../../src/core/plan";
 import { CryptoRandom } from "../../src/core/random";
 import { readWeights, resetOptimizer, writeWeights } from "./model";
 
@@ -96,6 +96,7 @@ export async function fit(
   writeWeights(model, plan, global);
   resetOptimizer(model, plan);
   const dim = inputWidth(plan);
+  const shape = inputShape(plan);
   const { epochs, batchSize } = plan.training;
   const numExamples = await source.count();
   if (numExamples === 0)
@@ -108,7 +109,8 @@ export async function fit(
   for (let epoch = 1; epoch <= epochs; epoch++) {
     let batch = 0;
     for await (const b of batches(source, dim, batchSize, rng)) {
-      const x = tf.tensor2d(b.x, [b.n, dim]);
+      // Examples are stored flat; a CNN takes each as [height, width, channels].
+      const x = tf.tensor(b.x, [b.n, ...shape]);
       const y = tf.tensor2d(b.y, [b.n, 1]);
       try {
         lastLoss = (await model.trainOnBatch(x, y)) as number;
@@ -148,7 +150,7 @@ export async function evaluate(
   const shards = await source.shardCount();
   for (let index = 0; index < shards; index++) {
     const shard = checkWidth(await source.shard(index), dim);
-    const x = tf.tensor2d(shard.x, [shard.count, dim]);
+    const x = tf.tensor(shard.x, [shard.count, ...inputShape(plan)]);
     let probs: Float32Array;
     try {
       const p = model.predict(x) as tf.Tensor;

@@ -4,6 +4,9 @@ import { describe, expect, it } from "vitest";
 import {
   canonicalJson,
   cohortSpecOf,
+  convOutputSizes,
+  imageLabelColumns,
+  inputShape,
   inputWidth,
   PlanError,
   paramCount,
@@ -11,6 +14,7 @@ import {
   planHash,
   weightShapes,
 } from "../../../src/core/plan";
+import { cnnPlanJson } from "../workers/image-plans";
 import { demoPlanJson } from "./support";
 
 type Json = Record<string, unknown>;
@@ -49,7 +53,7 @@ describe("parsePlan", () => {
     // Assert
     expect(plan.id).toBe("wdbc-demo");
     expect(plan.features).toHaveLength(30);
-    expect(plan.model.hidden).toEqual([8]);
+    expect(plan.model).toEqual({ type: "mlp", hidden: [8], activation: "relu" });
     expect(plan.privacy).toEqual({ clipNorm: 2, noiseMultiplier: 0.02, delta: 1e-5, epsilonBudget: 5000 });
     expect(plan.label).toEqual({ column: "diagnosis", positive: "malignant", negative: "benign" });
   });
@@ -393,5 +397,263 @@ describe("cohort plans (FHIR and OMOP)", () => {
 
     // Assert
     expect(execute).toThrow(/features\.0\.from: needs a cohort/);
+  });
+});
+
+describe("plan hashes from before image plans", () => {
+  it.each([
+    ["public/demo/wdbc-plan.json", "2a54dd9fff35fdae3fc0f53f470bcae334d0f08cf326770d97b939047fe96121"],
+    [
+      "public/demo/synthea-hypertension-plan.json",
+      "d20e3c788c5e8d7c7b69c4522e8984a16bc82e5bfc79829dc11ccfad89bdf577",
+    ],
+  ])(
+    "keep %s at the hash sites approved (the model union and image section add no fields)",
+    async (file, hash) => {
+      // Prepare
+      const raw = JSON.parse(readFileSync(file, "utf8")) as unknown;
+
+      // Execute
+      const plan = parsePlan(raw);
+
+      // Assert
+      expect(await planHash(plan)).toBe(hash);
+      expect(canonicalJson(plan)).not.toContain("image");
+    },
+  );
+});
+
+describe("image plans and CNN models", () => {
+  it("accept a CNN image plan: 28×28×1 inputs, conv 8 (pool 2), conv 16 (stride 2, pool 2), dense 32", () => {
+    // Execute
+    const plan = parsePlan(cnnPlanJson());
+
+    // Assert: 28 → pool → 14 → stride 2 → 7 → pool → 3; Flatten 3·3·16 = 144
+    expect(inputWidth(plan)).toBe(784);
+    expect(inputShape(plan)).toEqual([28, 28, 1]);
+    expect(weightShapes(plan)).toEqual([
+      [3, 3, 1, 8],
+      [8],
+      [3, 3, 8, 16],
+      [16],
+      [144, 32],
+      [32],
+      [32, 1],
+      [1],
+    ]);
+    expect(paramCount(plan)).toBe(3 * 3 * 8 + 8 + (3 * 3 * 8 * 16 + 16) + (144 * 32 + 32) + (32 + 1));
+    expect(plan.image?.frame).toBe("middle");
+    expect(imageLabelColumns(plan.image as NonNullable<typeof plan.image>)).toEqual({
+      column: "sop_uid",
+      labelColumn: "finding",
+    });
+  });
+
+  it("hash a CNN plan as written, with no defaults added to its conv layers", async () => {
+    // Prepare
+    const raw = cnnPlanJson();
+
+    // Execute
+    const plan = parsePlan(raw);
+
+    // Assert
+    expect(JSON.parse(canonicalJson(plan))).toEqual({
+      ...raw,
+      task: "binary-classification",
+      evaluation: { holdoutFraction: 0.2 },
+    });
+    expect(await planHash(plan)).toBe(await planHash(parsePlan(reverseKeys(raw))));
+  });
+
+  it("give [width] as the input shape of a features plan", () => {
+    expect(inputShape(parsePlan(demoPlanJson()))).toEqual([30]);
+  });
+
+  it("let an MLP take an image plan's pixels flattened, and 3 colour channels", () => {
+    // Prepare
+    const raw = cnnPlanJson();
+    (raw.image as Json).channels = 3;
+    (raw.image as Json).width = 10;
+    (raw.image as Json).height = 6;
+    raw.model = { type: "mlp", hidden: [5], activation: "tanh" };
+
+    // Execute
+    const plan = parsePlan(raw);
+
+    // Assert
+    expect(inputShape(plan)).toEqual([6, 10, 3]);
+    expect(weightShapes(plan)).toEqual([[180, 5], [5], [5, 1], [1]]);
+  });
+
+  it("fill in the labels CSV's default columns: the key's name and \"label\"; none for folder labels", () => {
+    // Prepare
+    const byPath = cnnPlanJson();
+    (byPath.image as Json).labels = { key: "path" };
+    const byFolder = cnnPlanJson();
+    (byFolder.image as Json).labels = { key: "folder" };
+
+    // Execute
+    const path = imageLabelColumns(
+      parsePlan(byPath).image as NonNullable<ReturnType<typeof parsePlan>["image"]>,
+    );
+    const folder = imageLabelColumns(
+      parsePlan(byFolder).image as NonNullable<ReturnType<typeof parsePlan>["image"]>,
+    );
+
+    // Assert
+    expect(path).toEqual({ column: "path", labelColumn: "label" });
+    expect(folder).toBeUndefined();
+  });
+
+  it("size convs as 'same' padding and pools as 'valid': ceil(n / stride), then floor(n / pool)", () => {
+    // Execute
+    const sizes = convOutputSizes({ height: 29, width: 17 }, [
+      { filters: 4, kernel: 5, stride: 2 },
+      { filters: 6, kernel: 3, pool: 3 },
+      { filters: 2, kernel: 1, stride: 2, pool: 2 },
+    ]);
+
+    // Assert: 29×17 → 15×9 → 5×3 → 3×2 → 1×1
+    expect(sizes).toEqual([
+      { height: 15, width: 9, channels: 4 },
+      { height: 5, width: 3, channels: 6 },
+      { height: 1, width: 1, channels: 2 },
+    ]);
+  });
+
+  const badImagePlans: { what: string; path: string; message?: RegExp; mutate: (p: Json) => void }[] = [
+    {
+      what: "a CNN without an image section",
+      path: "model.type",
+      message: /needs an image plan/,
+      mutate: (p) => {
+        const model = p.model;
+        for (const key of Object.keys(p)) delete p[key];
+        Object.assign(p, demoPlanJson(), { model });
+      },
+    },
+    {
+      what: "an image plan with features",
+      path: "features",
+      message: /must be \[\] in an image plan/,
+      mutate: (p) => (p.features = demoPlanJson().features),
+    },
+    {
+      what: "a window of width 0",
+      path: "image.window.width",
+      mutate: (p) => ((p.image as Json).window = { center: 40, width: 0 }),
+    },
+    {
+      what: "pools that shrink the image to nothing",
+      path: "model.conv.3",
+      // 28 → 9 → 3 → 1 → 0
+      message: /model\.conv\[3\] shrinks 1×1 pixels to 0×0/,
+      mutate: (p) => ((p.model as Json).conv = new Array(4).fill({ filters: 4, kernel: 3, pool: 3 })),
+    },
+    {
+      what: "a model of more than 10 million weights",
+      path: "model",
+      // conv 3·3·16 + 16, dense 128·128·16 · 49 + 49, output 49 + 1
+      message: /has 12845315 weights.*model\.dense\[0\].*128×128×16 output of model\.conv\[0\]/,
+      mutate: (p) => {
+        p.image = { ...(p.image as Json), width: 256, height: 256 };
+        p.model = {
+          type: "cnn",
+          conv: [{ filters: 16, kernel: 3, pool: 2 }],
+          dense: [49],
+          activation: "relu",
+        };
+      },
+    },
+    {
+      what: "folder labels with a key column",
+      path: "image.labels.column",
+      message: /not used with key "folder"/,
+      mutate: (p) => ((p.image as Json).labels = { key: "folder", column: "file" }),
+    },
+    {
+      what: "a DICOM attribute as the key of PNG files",
+      path: "image.labels.key",
+      mutate: (p) => {
+        (p.image as Json).source = "images";
+        delete (p.image as Json).frame;
+      },
+    },
+    {
+      what: "a frame for PNG files",
+      path: "image.frame",
+      mutate: (p) => ((p.image as Json).source = "images"),
+    },
+    {
+      what: "a label column in an image plan",
+      path: "label.column",
+      mutate: (p) => ((p.label as Json).column = "diagnosis"),
+    },
+    {
+      what: "CSV options in an image plan",
+      path: "csv",
+      mutate: (p) => (p.csv = { decimal: "," }),
+    },
+    {
+      what: "the same labels CSV column for key and label",
+      path: "image.labels.labelColumn",
+      mutate: (p) => ((p.image as Json).labels = { key: "path", labelColumn: "path" }),
+    },
+    { what: "4 channels", path: "image.channels", mutate: (p) => ((p.image as Json).channels = 4) },
+    { what: "a 513-pixel width", path: "image.width", mutate: (p) => ((p.image as Json).width = 513) },
+    {
+      what: "a stride of 3",
+      path: "model.conv.0.stride",
+      mutate: (p) => (((p.model as Json).conv as Json[])[0] = { filters: 8, kernel: 3, stride: 3 }),
+    },
+    {
+      what: "seven conv layers",
+      path: "model.conv",
+      mutate: (p) => ((p.model as Json).conv = new Array(7).fill({ filters: 2, kernel: 1 })),
+    },
+    {
+      what: "an unknown model type",
+      path: "model.type",
+      mutate: (p) => ((p.model as Json).type = "transformer"),
+    },
+  ];
+
+  it.each(badImagePlans)("refuse $what, naming $path", ({ path, message, mutate }) => {
+    // Prepare
+    const raw = cnnPlanJson();
+    mutate(raw);
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toContain(`${path}: `);
+    if (message) expect(error.message).toMatch(message);
+  });
+
+  it("still needs at least one feature in a CSV plan", () => {
+    // Prepare
+    const raw = demoPlanJson();
+    raw.features = [];
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toMatch(/features: needs at least one feature/);
+  });
+
+  it("refuse an MLP over a 512×512×3 image with its first layer named", () => {
+    // Prepare
+    const raw = cnnPlanJson();
+    raw.image = { ...(raw.image as Json), width: 512, height: 512, channels: 3 };
+    raw.model = { type: "mlp", hidden: [16], activation: "relu" };
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert: 786432 · 16 + 16 + 17 weights
+    expect(error.message).toMatch(/model: has 12582945 weights, more than the 10000000/);
+    expect(error.message).toContain("model.hidden[0]");
   });
 });

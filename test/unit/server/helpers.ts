@@ -113,9 +113,11 @@ export async function expectMigrationsApplyOnce(db: Db): Promise<void> {
     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
   );
   expect(tables.map((t) => t.table_name)).toEqual([
+    "admin_token",
     "federations",
     "invites",
     "models",
+    "refused_updates",
     "schema_migrations",
     "sites",
     "updates",

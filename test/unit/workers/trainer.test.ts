@@ -2,9 +2,12 @@ import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initialWeights } from "../../../src/core/model-format";
 import { type Plan, parsePlan } from "../../../src/core/plan";
+import { CryptoRandom } from "../../../src/core/random";
 import { buildModel, readWeights } from "../../../workers/train/model";
 import type { ShardSource } from "../../../workers/train/trainer";
 import * as trainer from "../../../workers/train/trainer";
+import { seededFill } from "../core/support";
+import { imagePlan } from "./image-plans";
 
 /**
  * The training loop on tfjs's cpu backend in Node, with an in-memory shard source standing in for
@@ -22,16 +25,26 @@ const plan: Plan = parsePlan({
   minSites: 1,
 });
 
-/** Separable data: y = 1 when x0 + 0.5 x1 - x2 > 0, in shards of uneven sizes. */
-function source(sizes: number[]): ShardSource & { reads: number[] } {
-  let k = 0;
+/** An example's flat x and its label, from its running index k. */
+type Example = (k: number) => { x: number[]; y: number };
+
+/** Separable data: y = 1 when x0 + 0.5 x1 - x2 > 0. */
+const linear: Example = (k) => {
+  const x = [Math.sin(k * 1.3), Math.cos(k * 0.7), Math.sin(k * 2.9 + 1)];
+  return { x, y: (x[0] as number) + 0.5 * (x[1] as number) - (x[2] as number) > 0 ? 1 : 0 };
+};
+
+/** Examples from index `first` on, in shards of uneven sizes, recording which shards are read. */
+function source(sizes: number[], example: Example = linear, first = 0): ShardSource & { reads: number[] } {
+  let k = first;
+  const width = example(0).x.length;
   const shards = sizes.map((count) => {
-    const x = new Float32Array(count * 3);
+    const x = new Float32Array(count * width);
     const y = new Float32Array(count);
     for (let i = 0; i < count; i++, k++) {
-      const v = [Math.sin(k * 1.3), Math.cos(k * 0.7), Math.sin(k * 2.9 + 1)];
-      x.set(v, i * 3);
-      y[i] = (v[0] as number) + 0.5 * (v[1] as number) - (v[2] as number) > 0 ? 1 : 0;
+      const e = example(k);
+      x.set(e.x, i * width);
+      y[i] = e.y;
     }
     return { count, x, y };
   });
@@ -76,6 +89,52 @@ describe("trainer", () => {
     expect(after.loss).toBeLessThan(before.loss);
     expect(out.weights).toEqual(await readWeights(model));
     expect(out.weights).not.toEqual(global);
+    model.dispose();
+  });
+
+  it("trains a small CNN on 8×8 images, fed flat and reshaped to [n, 8, 8, 1], until it tells bars apart", async () => {
+    // Prepare: a vertical bar (label 1) or a horizontal bar (label 0) at a varying place, on faint noise
+    const cnn = imagePlan(
+      { width: 8, height: 8, channels: 1 },
+      { type: "cnn", conv: [{ filters: 4, kernel: 3, pool: 2 }], dense: [8], activation: "relu" },
+      { epochs: 6, batchSize: 16, optimizer: "adam", learningRate: 0.02 },
+    );
+    const bars: Example = (k) => {
+      const vertical = k % 2;
+      const at = (k * 5) % 8;
+      const x = Array.from({ length: 64 }, (_, p) => 0.15 * (0.5 + 0.5 * Math.sin(p * 2.3 + k)));
+      for (let i = 0; i < 8; i++) x[vertical ? i * 8 + at : at * 8 + i] = 1;
+      return { x, y: vertical };
+    };
+    const model = await buildModel(cnn);
+    const global = initialWeights(cnn, new CryptoRandom(seededFill(5)));
+
+    // Execute
+    const before = await trainer.evaluate(model, cnn, global, source([48], bars, 1000));
+    const out = await trainer.fit(model, cnn, global, source([64, 30, 66], bars), () => {});
+    const after = await trainer.evaluate(model, cnn, out.weights, source([48], bars, 1000));
+
+    // Assert
+    expect(out.numExamples).toBe(160);
+    expect(after.numExamples).toBe(48);
+    expect(after.loss).toBeLessThan(before.loss / 2);
+    expect(after.accuracy).toBeGreaterThan(0.9);
+    model.dispose();
+  });
+
+  it("refuses shards stored for another input size", async () => {
+    // Prepare: the 3-feature shards of the MLP plan, given to an 8×8 image plan
+    const cnn = imagePlan(
+      { width: 8, height: 8, channels: 1 },
+      { type: "cnn", conv: [{ filters: 2, kernel: 3 }], dense: [], activation: "relu" },
+    );
+    const model = await buildModel(cnn);
+
+    // Execute
+    const fitting = trainer.fit(model, cnn, initialWeights(cnn), source([10]), () => {});
+
+    // Assert
+    await expect(fitting).rejects.toThrow(/holds 3 features per example but the plan has 64/);
     model.dispose();
   });
 
