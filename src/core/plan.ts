@@ -1,6 +1,6 @@
-import { z } from "./zod";
 import { type CohortSpec, derivedSchema, indexDateSchema, labelSchema } from "./cohort/spec";
 import { sha256Hex } from "./sha256";
+import { z } from "./zod";
 
 /**
  * The federation plan: everything a site needs to train the shared model, fixed before the first round.

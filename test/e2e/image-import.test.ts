@@ -154,6 +154,10 @@ describe.runIf(present)("image import end to end", () => {
       const problems = await page
         .locator("[data-testid=problems] tbody tr")
         .evaluateAll((rows) => rows.map((r) => (r as HTMLElement).innerText));
+      await page.screenshot({
+        path: `test-results/image-import-${i === 0 ? "dicom" : "png"}.png`,
+        fullPage: true,
+      });
       summaries.push({
         examples: Number(await summary.getAttribute("data-examples")),
         holdout: Number(await summary.getAttribute("data-holdout")),

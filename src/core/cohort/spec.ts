@@ -1,5 +1,5 @@
-import { z } from "../zod";
 import { InputError } from "../errors";
+import { z } from "../zod";
 
 /**
  * A cohort specification: how one patient's clinical record becomes one training example. It names an
