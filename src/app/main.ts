@@ -8,11 +8,13 @@ import type { RoundRow } from "../store/db";
 import { openDb } from "../store/db";
 import { ledgerOf } from "../store/ledger";
 import { adminView } from "./admin-view";
+import { connectionNotice } from "./connection-view";
 import { type DataSectionState, dataSection } from "./data-view";
 import { fmt, h, pct } from "./dom";
 import { networkLog } from "./network-log";
 import { planView } from "./plan-view";
 import { privacyView } from "./privacy-view";
+import { registerServiceWorker } from "./sw-register";
 
 const db = openDb();
 const root = document.getElementById("app") as HTMLElement;
@@ -67,6 +69,7 @@ async function enrollFromInvite(code: string): Promise<string> {
 }
 
 async function boot(): Promise<void> {
+  if (params.has("simulation")) return openSimulationPage();
   const invite = params.get("invite");
   if (invite) {
     try {
@@ -90,6 +93,20 @@ async function boot(): Promise<void> {
         {},
         h("h2", {}, "Not enrolled yet"),
         h("p", {}, "Open the invite link your federation's coordinator sent you."),
+        h(
+          "p",
+          {},
+          "Or see how it works first, with no coordinator and no patient data: ",
+          h(
+            "button",
+            {
+              "data-testid": "try-simulation",
+              onclick: () =>
+                void openSimulationPage().catch((e) => root.replaceChildren(h("section", {}, errorBox(e)))),
+            },
+            "Try a simulated federation",
+          ),
+        ),
       ),
     );
     return;
@@ -244,6 +261,7 @@ async function boot(): Promise<void> {
         { class: "muted" },
         `This computer is enrolled as ${enrollment.siteLabel} at ${enrollment.coordinatorUrl}.`,
       ),
+      connectionNotice(enrollment.coordinatorUrl, log.record),
       planView(enrollment.plan, enrollment.planHash),
     ),
     dataEl,
@@ -320,6 +338,19 @@ function downloadButton(client: CoordinatorClient, federationId: string, errors:
     },
     "Download the final model (TF.js)",
   );
+}
+
+registerServiceWorker();
+
+/** The workshop demo (src/app/simulation), loaded on demand so its chart library stays out of this bundle. */
+async function openSimulationPage(): Promise<void> {
+  if (!params.has("simulation")) {
+    params.set("simulation", "");
+    history.pushState(null, "", `${location.pathname}?${params}`);
+  }
+  const { openSimulation } = await import("./simulation/sim-view");
+  const backend = BACKENDS.find((b) => b === backendParam) ?? "auto";
+  await openSimulation(root, backend);
 }
 
 // The coordinator serves this same page at /admin for its admin.
