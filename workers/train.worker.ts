@@ -5,6 +5,7 @@ import type { Plan } from "../src/core/plan";
 import { type PrivatizedDelta, privatizeDelta } from "../src/core/privacy/mechanism";
 import { subtract } from "../src/core/vector";
 import { openDb, type Split } from "../src/store/db";
+import { saveCheckpoint } from "../src/store/round-state";
 import { countShards, readShard } from "./import/read-shards";
 import { type BackendChoice, type BackendPreference, chooseBackend } from "./train/backends";
 import { buildModel, disposeModel } from "./train/model";
@@ -12,6 +13,7 @@ import {
   type EvaluateOutcome,
   evaluate,
   type FitOutcome,
+  type FitResume,
   fit,
   type ShardSource,
   type TrainProgress,
@@ -46,6 +48,18 @@ export interface FitRelease {
   released: PrivatizedDelta;
 }
 
+/**
+ * Which round a fit trains, so that the worker checkpoints it to IndexedDB after every epoch
+ * (src/store/round-state.ts), and, after a reload, the checkpoint it continues from.
+ */
+export interface FitCheckpoint {
+  federationId: string;
+  round: number;
+  modelVersion: number;
+  planHash: string;
+  resume?: FitResume;
+}
+
 const api = {
   /** Picks the backend (by measurement unless forced) and builds the plan's model on it. */
   async init(plan: Plan, preference: BackendPreference): Promise<BackendChoice> {
@@ -60,15 +74,35 @@ const api = {
   /**
    * Flower-style fit, then the privacy mechanism of src/core on float32 copies of the weights (never on
    * webgpu tensors): delta = local - global, clipped, rounded, discrete Gaussian noise. Noising runs here,
-   * off the page's main thread.
+   * off the page's main thread. With `checkpoint`, each completed epoch is saved (awaited, so a progress
+   * event of epoch e + 1 means epoch e is on disk) and training may resume from a saved epoch; the delta is
+   * always taken against `global`, the round's starting model.
    */
   async fit(
     global: Float32Array,
     datasetId: string,
     onProgress: (p: TrainProgress) => void,
+    checkpoint?: FitCheckpoint,
   ): Promise<FitRelease> {
     const { plan, model } = ready();
-    const out = await fit(model, plan, global, source(datasetId, "train"), onProgress);
+    const onEpoch = checkpoint
+      ? (epoch: number, weights: Float32Array, loss: number) =>
+          saveCheckpoint(openDb(), {
+            federationId: checkpoint.federationId,
+            round: checkpoint.round,
+            modelVersion: checkpoint.modelVersion,
+            planHash: checkpoint.planHash,
+            datasetId,
+            epoch,
+            epochs: plan.training.epochs,
+            optimizer: plan.training.optimizer,
+            weights,
+            loss,
+            savedAt: Date.now(),
+          })
+      : undefined;
+    const train = source(datasetId, "train");
+    const out = await fit(model, plan, global, train, onProgress, checkpoint?.resume, onEpoch);
     const released = privatizeDelta(subtract(out.weights, global), plan.privacy);
     const result: FitRelease = { numExamples: out.numExamples, metrics: out.metrics, released };
     return transfer(result, [released.delta.buffer]);

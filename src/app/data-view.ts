@@ -4,6 +4,7 @@ import type { WorkerBridge } from "../client/bridges";
 import { getCompleteDataset } from "../store/datasets";
 import type { EnrollmentRow, FedwardDb } from "../store/db";
 import { h } from "./dom";
+import { stepHeading } from "./steps";
 
 export interface DataSectionState {
   datasetId: string | undefined;
@@ -267,7 +268,16 @@ export async function dataSection(
       if (files.length > 0) void run(many ? files : files.slice(0, 1), paths);
     });
   });
-  return h("section", {}, h("h2", {}, "Data"), drop, progress, cancelButton, out, storage);
+  return h(
+    "section",
+    { id: "step-data", "aria-labelledby": "step-data-heading" },
+    stepHeading("Data"),
+    drop,
+    progress,
+    cancelButton,
+    out,
+    storage,
+  );
 }
 
 /** Missing values the plan's rules filled in, per feature, so the clinician sees how much was guessed. */

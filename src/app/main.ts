@@ -4,17 +4,27 @@ import { CoordinatorClient, CoordinatorError } from "../client/coordinator";
 import { runFederation } from "../client/federation";
 import { INPUT_ERROR_NAMES } from "../core/errors";
 import { parsePlan, planHash } from "../core/plan";
+import { getCompleteDataset } from "../store/datasets";
 import type { RoundRow } from "../store/db";
 import { openDb } from "../store/db";
 import { ledgerOf } from "../store/ledger";
+import { setJoined } from "../store/round-state";
 import { adminView } from "./admin-view";
+import { backendAdvice } from "./backend-advice";
+import { lazyChart } from "./charts";
 import { connectionNotice } from "./connection-view";
 import { type DataSectionState, dataSection } from "./data-view";
 import { fmt, h, pct } from "./dom";
+import { modelView, saveFile } from "./model-view";
 import { networkLog } from "./network-log";
+import { planApproval, planApproved } from "./plan-approval";
 import { planView } from "./plan-view";
 import { privacyView } from "./privacy-view";
+import { modelHistory } from "./round-history";
+import { type PathState, stepHeading, stepIndicator } from "./steps";
 import { registerServiceWorker } from "./sw-register";
+import { trainProgress } from "./train-progress";
+import { uploadReview } from "./upload-review";
 
 const db = openDb();
 const root = document.getElementById("app") as HTMLElement;
@@ -125,8 +135,27 @@ async function boot(): Promise<void> {
     { "data-testid": "backend", class: "muted" },
     "Backend: chosen when training starts.",
   );
-  const bar = h("progress", { max: "1", value: "0", "aria-label": "Round progress" }) as HTMLProgressElement;
-  const progressLine = h("p", { class: "muted", "data-testid": "progress" });
+  const advice = h("p", { "data-testid": "backend-advice" });
+  const progress = trainProgress(enrollment.plan.training.batchSize);
+  const lossChart = lazyChart(
+    {
+      title: "Loss per round",
+      yLabel: "Loss",
+      versions: enrollment.plan.rounds,
+      format: (v) => v.toFixed(2),
+      series: [
+        { label: "Held-out loss of the global model", stroke: "#0b62a4", value: (p) => p.loss },
+        { label: "Local training loss", stroke: "#b26a00", dash: [6, 4], value: (p) => p.trainLoss },
+      ],
+    },
+    "loss-chart",
+    "Loss of each global model on this site's held-out data and of local training (numbers in the rounds table)",
+  );
+  const steps = stepIndicator();
+  const path: PathState = { planApproved: planApproved(enrollment), dataImported: false, training: "idle" };
+  const review = uploadReview(db, enrollment);
+  const model = modelView(db, enrollment);
+  const joinWhy = h("p", { id: "join-why", class: "muted", "data-testid": "join-why" });
   const roundsBody = h("tbody");
   const roundRows = new Map<number, HTMLElement>();
   const select = h(
@@ -140,17 +169,38 @@ async function boot(): Promise<void> {
     "Join training",
   ) as HTMLButtonElement;
   const leaveButton = h("button", { class: "secondary", disabled: true }, "Leave") as HTMLButtonElement;
+  const pauseButton = h(
+    "button",
+    { class: "secondary", disabled: true, "data-testid": "pause", "aria-pressed": "false" },
+    "Pause after this round",
+  ) as HTMLButtonElement;
+  let pauseRequested = false;
   const errors = h("div");
-  const finalArea = h("div");
 
   const data: DataSectionState = { datasetId: undefined, locked: false };
   let running = false;
-  const dataEl = await dataSection(db, enrollment, importer, data, () => {
-    joinButton.disabled = running || data.datasetId === undefined;
-  });
-  joinButton.disabled = data.datasetId === undefined;
+  /** Join is possible once the plan is approved and data imported; the line under it says what is missing. */
+  const refresh = () => {
+    path.planApproved = planApproved(enrollment);
+    path.dataImported = data.datasetId !== undefined;
+    joinButton.disabled = running || !path.planApproved || !path.dataImported;
+    joinWhy.textContent = running
+      ? ""
+      : !path.planApproved
+        ? "Join training is off until you approve the plan (step 1)."
+        : !path.dataImported
+          ? "Join training is off until this site's data is imported (step 2)."
+          : "";
+    steps.update(path);
+  };
+  joinButton.setAttribute("aria-describedby", "join-why");
+  const dataEl = await dataSection(db, enrollment, importer, data, refresh);
 
+  const roundData = new Map<number, RoundRow>();
   const showRound = (row: RoundRow) => {
+    roundData.set(row.round, row);
+    lossChart.update(modelHistory([...roundData.values()]));
+    model.showRounds([...roundData.values()]);
     const tr =
       roundRows.get(row.round) ??
       (() => {
@@ -168,6 +218,7 @@ async function boot(): Promise<void> {
       h("td", {}, row.round),
       h("td", {}, pct(row.accuracyBefore)),
       h("td", {}, pct(row.accuracyAfter)),
+      h("td", {}, fmt(row.lossAfter)),
       h("td", {}, row.uploadedBytes ?? "—"),
       h("td", {}, fmt(row.preClipNorm)),
       h("td", {}, fmt(row.postClipNorm)),
@@ -179,21 +230,39 @@ async function boot(): Promise<void> {
   for (const row of await db.rounds.where("federationId").equals(enrollment.federationId).sortBy("round")) {
     showRound(row);
   }
-  const privacy = privacyView(enrollment.plan);
+  const showFinished = (modelVersion: number) => {
+    path.training = "done";
+    model.finished(downloadButton(client, enrollment.federationId, errors), modelVersion, (e) =>
+      errors.replaceChildren(errorBox(e)),
+    );
+  };
+  // A finished federation (the last version evaluated here) stays finished after a reload.
+  if (roundData.get(enrollment.plan.rounds)?.accuracyAfter !== undefined)
+    showFinished(enrollment.plan.rounds);
+  const privacy = privacyView(enrollment.plan, review.option);
   const ledger = await ledgerOf(db, enrollment.federationId, enrollment.plan.privacy.delta);
   privacy.show(ledger.spent, ledger.releases);
 
   let controller: AbortController | undefined;
   joinButton.addEventListener("click", async () => {
     if (!data.datasetId) return;
+    // Approval is read again from IndexedDB: nothing trains on a plan this site has not approved.
+    const stored = await db.enrollments.get(enrollment.federationId);
+    if (!stored || !planApproved(stored) || stored.planHash !== enrollment.planHash) return refresh();
     controller = new AbortController();
     running = true;
+    pauseRequested = false;
     data.locked = true;
-    joinButton.disabled = true;
     leaveButton.disabled = false;
+    pauseButton.disabled = false;
+    pauseButton.setAttribute("aria-pressed", "false");
+    path.training = "running";
+    refresh();
     errors.replaceChildren();
     status.dataset.state = "training";
     try {
+      // Remembered so that a reload or a reopened tab continues by itself (until Leave or the end).
+      await setJoined(db, enrollment.federationId, true);
       await runFederation({
         enrollment,
         datasetId: data.datasetId,
@@ -202,6 +271,10 @@ async function boot(): Promise<void> {
         db,
         backend: select.value as BackendPreference,
         signal: controller.signal,
+        approveUpload: (release) => {
+          status.textContent = `Round ${release.round}: review the update below, then send it or not.`;
+          return review.approve(release);
+        },
         onEvent: (e) => {
           if (e.type === "status") status.textContent = e.text;
           else if (e.type === "backend") {
@@ -209,12 +282,17 @@ async function boot(): Promise<void> {
             backendLine.dataset.backend = e.choice.backend;
             backendLine.dataset.reason = e.choice.reason;
             backendLine.dataset.fallbackAdapter = String(e.choice.adapter?.fallback ?? false);
-          } else if (e.type === "progress") {
-            const p = e.progress;
-            bar.value = ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches);
-            progressLine.textContent = `Round ${e.round}/${e.rounds} · epoch ${p.epoch}/${p.epochs} · batch ${p.batch}/${p.batches} · loss ${fmt(p.loss)} · ${Math.round(p.examplesPerSecond)} examples/s`;
-          } else if (e.type === "round") showRound(e.row);
-          else if (e.type === "privacy") privacy.show(e.spent, e.releases);
+            void getCompleteDataset(db, enrollment.federationId).then((d) => {
+              advice.textContent = backendAdvice(e.choice, d?.numTrain ?? 0, enrollment.plan.training.epochs);
+            });
+          } else if (e.type === "progress") progress.show(e.round, e.rounds, e.progress);
+          else if (e.type === "round") {
+            showRound(e.row);
+            // "Pause after this round": once this round's update is settled (sent or withheld), stop.
+            if (pauseRequested && (e.row.uploadedAt !== undefined || e.row.notSent !== undefined)) {
+              controller?.abort(new DOMException("Paused after this round.", "AbortError"));
+            }
+          } else if (e.type === "privacy") privacy.show(e.spent, e.releases);
           else if (e.type === "stopped") {
             status.textContent = e.text;
             status.dataset.state = "stopped";
@@ -223,16 +301,20 @@ async function boot(): Promise<void> {
             status.textContent = `Training finished: the final model (after ${e.modelVersion} rounds) scores ${pct(e.accuracy)} on this site's held-out data.`;
             status.dataset.state = "done";
             status.dataset.accuracy = String(e.accuracy);
-            finalArea.replaceChildren(downloadButton(client, enrollment.federationId, errors));
+            showFinished(e.modelVersion);
           }
         },
       });
+      // Done, or stopped by the privacy budget: nothing to continue on the next visit.
+      await setJoined(db, enrollment.federationId, false);
     } catch (e) {
       joinButton.disabled = false;
       if ((e as Error).name === "AbortError") {
-        status.dataset.state = "idle";
-        status.textContent =
-          "You left training. Nothing more is sent; join again to continue with the current round.";
+        void setJoined(db, enrollment.federationId, false);
+        status.dataset.state = pauseRequested ? "paused" : "idle";
+        status.textContent = pauseRequested
+          ? "Paused after this round's update. Nothing more is sent; join again to continue with the next round."
+          : "You left training. Nothing more is sent; join again to continue with the current round.";
       } else {
         status.dataset.state = "error";
         status.textContent = "Training stopped.";
@@ -241,21 +323,33 @@ async function boot(): Promise<void> {
     } finally {
       // The worker holds the model and maybe a GPU device: free them whenever a run ends.
       trainer.terminate();
+      review.clear();
       running = false;
       data.locked = false;
       leaveButton.disabled = true;
+      pauseButton.disabled = true;
+      if (path.training === "running") path.training = "idle";
+      refresh();
     }
+  });
+  pauseButton.addEventListener("click", () => {
+    pauseRequested = true;
+    pauseButton.disabled = true;
+    pauseButton.setAttribute("aria-pressed", "true");
+    status.textContent = `${status.textContent ?? ""} Training pauses once this round's update is settled.`;
   });
   leaveButton.addEventListener("click", () => {
     controller?.abort();
     trainer.terminate();
   });
 
+  refresh();
   root.replaceChildren(
+    steps.element,
     h(
       "section",
-      {},
-      h("h2", {}, `Federation: ${enrollment.plan.title}`),
+      { id: "step-join", "aria-labelledby": "step-join-heading" },
+      stepHeading("Join", `: ${enrollment.plan.title}`),
       h(
         "p",
         { class: "muted" },
@@ -263,12 +357,13 @@ async function boot(): Promise<void> {
       ),
       connectionNotice(enrollment.coordinatorUrl, log.record),
       planView(enrollment.plan, enrollment.planHash),
+      planApproval(db, enrollment, refresh),
     ),
     dataEl,
     h(
       "section",
-      {},
-      h("h2", {}, "Training"),
+      { id: "step-train", "aria-labelledby": "step-train-heading" },
+      stepHeading("Train"),
       h(
         "p",
         {},
@@ -277,13 +372,18 @@ async function boot(): Promise<void> {
         " ",
         joinButton,
         " ",
+        pauseButton,
+        " ",
         leaveButton,
       ),
+      joinWhy,
       status,
       backendLine,
-      bar,
-      progressLine,
+      advice,
+      progress.element,
+      review.panel,
       errors,
+      lossChart.element,
       h(
         "table",
         { "data-testid": "rounds" },
@@ -297,6 +397,7 @@ async function boot(): Promise<void> {
               "Round",
               "Accuracy before",
               "Accuracy after",
+              "Held-out loss after",
               "Bytes sent",
               "Norm before clip",
               "Norm after clip",
@@ -308,20 +409,21 @@ async function boot(): Promise<void> {
         ),
         roundsBody,
       ),
-      finalArea,
     ),
     privacy.element,
+    model.element,
     log.element,
   );
+  // This site had joined training when the page was last closed or reloaded: continue without a click (the
+  // round resumes from its checkpoint, or the site rejoins the current one; Leave stops it).
+  if (enrollment.joinedAt !== undefined && !joinButton.disabled) {
+    joinButton.click();
+    status.textContent = "Continuing the training this site joined before the page was closed…";
+  }
 }
 
 function downloadButton(client: CoordinatorClient, federationId: string, errors: HTMLElement): HTMLElement {
-  const save = (bytes: Uint8Array, name: string, type: string) => {
-    const href = URL.createObjectURL(new Blob([bytes as BlobPart], { type }));
-    h("a", { href, download: name }).click();
-    // Revoking at once can cancel the download in some browsers.
-    setTimeout(() => URL.revokeObjectURL(href), 60_000);
-  };
+  const save = saveFile;
   return h(
     "button",
     {

@@ -54,7 +54,7 @@ function privacyText(plan: Plan): string {
   );
 }
 
-function taskText(plan: Plan): string {
+export function taskText(plan: Plan): string {
   const { label } = plan;
   const what = `Predict "${label.positive}" vs "${label.negative}"`;
   if (plan.image) {
@@ -70,7 +70,7 @@ function taskText(plan: Plan): string {
   return `${what} for each patient in this hospital's FHIR or OMOP export, ${from}; only records dated before that day are used as features.`;
 }
 
-function featuresText(plan: Plan): string {
+export function featuresText(plan: Plan): string {
   if (plan.image) {
     const { width, height, channels, source, window } = plan.image;
     const shown = window

@@ -1,7 +1,9 @@
 import type { Plan } from "../core/plan";
 import { formatEpsilon } from "../core/privacy/budget";
 import type { ReleaseRow } from "../store/db";
+import { countsAgainstBudget } from "../store/ledger";
 import { h } from "./dom";
+import { stepHeading } from "./steps";
 
 /**
  * The site's privacy books on the page: epsilon spent by its releases against the plan's budget, and per
@@ -13,7 +15,8 @@ export interface PrivacyView {
   stopped(text: string): void;
 }
 
-export function privacyView(plan: Plan): PrivacyView {
+/** `option` is the upload review's setting (src/app/upload-review.ts), shown above the ledger. */
+export function privacyView(plan: Plan, option?: HTMLElement): PrivacyView {
   const { epsilonBudget: budget, delta } = plan.privacy;
   const meter = h("meter", {
     min: "0",
@@ -42,13 +45,19 @@ export function privacyView(plan: Plan): PrivacyView {
     body,
   );
   const show = (spent: number, releases: readonly ReleaseRow[]) => {
+    const counted = releases.filter(countsAgainstBudget).length;
+    const withheld = releases.length - counted;
     meter.value = Math.min(spent, budget);
     line.dataset.spent = String(spent);
     line.dataset.budget = String(budget);
-    line.dataset.releases = String(releases.length);
+    line.dataset.releases = String(counted);
+    line.dataset.withheld = String(withheld);
     line.textContent =
       `Privacy spent: ε = ${formatEpsilon(spent)} of the budget ε = ${formatEpsilon(budget)} (δ = ${delta}), ` +
-      `by ${releases.length} release${releases.length === 1 ? "" : "s"} from this site.`;
+      `by ${counted} release${counted === 1 ? "" : "s"} from this site` +
+      (withheld
+        ? `; ${withheld} withheld round${withheld === 1 ? "" : "s"} never left and count${withheld === 1 ? "s" : ""} nothing.`
+        : ".");
     body.replaceChildren(
       ...releases.map((r) =>
         h(
@@ -57,15 +66,32 @@ export function privacyView(plan: Plan): PrivacyView {
             "data-round": String(r.round),
             "data-epsilon-after": String(r.epsilonAfter),
             "data-sha256": r.sha256,
+            "data-status": r.withheldAt
+              ? "withheld"
+              : r.sentAt
+                ? "accepted"
+                : r.refused
+                  ? "refused"
+                  : "pending",
           },
           h("td", {}, r.round),
-          h("td", {}, formatEpsilon(r.epsilonAfter)),
+          h("td", {}, r.withheldAt ? "not counted" : formatEpsilon(r.epsilonAfter)),
           h("td", {}, r.sigma.toPrecision(4)),
           h("td", {}, `2^${Math.log2(r.grid)}`),
           h("td", {}, r.clipNorm),
           h("td", {}, r.bytes),
           h("td", { class: "hash", title: r.sha256 }, r.sha256.slice(0, 16)),
-          h("td", {}, r.sentAt ? "accepted" : r.refused ? `refused: ${r.refused}` : "not acknowledged yet"),
+          h(
+            "td",
+            {},
+            r.withheldAt
+              ? "withheld: not sent (your choice)"
+              : r.sentAt
+                ? "accepted"
+                : r.refused
+                  ? `refused: ${r.refused}`
+                  : "not acknowledged yet",
+          ),
         ),
       ),
     );
@@ -74,11 +100,12 @@ export function privacyView(plan: Plan): PrivacyView {
   return {
     element: h(
       "section",
-      { "aria-labelledby": "privacy-heading" },
-      h("h2", { id: "privacy-heading" }, "Privacy"),
+      { id: "step-privacy", "aria-labelledby": "step-privacy-heading" },
+      stepHeading("Privacy"),
       line,
       meter,
       notice,
+      option,
       table,
     ),
     show,

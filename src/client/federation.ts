@@ -7,9 +7,19 @@ import { checkBudget, formatEpsilon, refusalText } from "../core/privacy/budget"
 import { sha256Hex } from "../core/sha256";
 import { encodeVector, WireKind } from "../core/wire";
 import type { EnrollmentRow, FedwardDb, ReleaseRow, RoundRow } from "../store/db";
-import { ledgerOf, recordRelease, releaseFor, settleRelease } from "../store/ledger";
+import {
+  approveRelease,
+  countsAgainstBudget,
+  ledgerOf,
+  releaseFor,
+  settleRelease,
+  withholdRelease,
+} from "../store/ledger";
+import { dropCheckpoints, recordReleaseDroppingCheckpoint } from "../store/round-state";
 import type { WorkerBridge } from "./bridges";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator";
+import { resumePoint } from "./resume";
+import { offline, pause } from "./wake";
 
 export type FederationEvent =
   | { type: "status"; text: string }
@@ -32,6 +42,12 @@ export interface FederationRun {
   onEvent: (e: FederationEvent) => void;
   signal: AbortSignal;
   pollMs?: number;
+  /**
+   * The site's upload review: called for each release after its ledger row is written and before its first
+   * upload. true sends it; false withholds it for good (the row stays as "withheld", its bytes are dropped,
+   * it counts against no budget) and the site skips the round. Absent: every release is sent.
+   */
+  approveUpload?: (release: ReleaseRow) => Promise<boolean>;
 }
 
 /**
@@ -70,8 +86,10 @@ async function reportPrivacy(db: FedwardDb, enrollment: EnrollmentRow, onEvent: 
  * held-out split, check the privacy budget, train locally and release a clipped, noised delta (in the
  * worker, src/core/privacy), write the release to the ledger, then upload it. A round that already has a
  * release in the ledger (after a failed upload or a reload) sends exactly those bytes again and is never
- * trained twice. Returns when the coordinator says the federation is done, or when this site's budget would
- * run out.
+ * trained twice. While a round trains, the worker checkpoints it to IndexedDB after every epoch; a page
+ * opened again continues from there when the coordinator is still on that round and model version
+ * (src/client/resume.ts). Returns when the coordinator says the federation is done, or when this site's
+ * budget would run out.
  */
 export async function runFederation(run: FederationRun): Promise<void> {
   const { enrollment, db, onEvent, signal } = run;
@@ -117,6 +135,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
     signal.throwIfAborted();
     const now = await state();
     if (now.status === "done") {
+      await dropCheckpoints(db, federationId);
       const final = await read("the final model", () => client.model(federationId, now.modelVersion, count));
       const ev = await evaluate(now.modelVersion, final);
       onEvent({ type: "done", accuracy: ev.accuracy, modelVersion: now.modelVersion });
@@ -133,11 +152,21 @@ export async function runFederation(run: FederationRun): Promise<void> {
         type: "status",
         text: `Round ${now.round} of ${now.rounds}: update sent; waiting for other sites (${now.updatesThisRound} of ${now.minSites} in).`,
       });
-      await sleep(run.pollMs ?? 2000, signal);
+      // Woken early when the computer wakes or comes back online.
+      await pause(run.pollMs ?? 2000, signal);
       continue;
     }
     const round = now.round;
     let release = await releaseFor(db, federationId, round);
+    if (release?.withheldAt !== undefined) {
+      // Declined in the upload review: never sent, also not after a reload; the round goes on without us.
+      onEvent({
+        type: "status",
+        text: `Round ${round} of ${now.rounds}: this site chose not to send its update; waiting for the other sites to finish the round.`,
+      });
+      await sleep(run.pollMs ?? 2000, signal);
+      continue;
+    }
     if (release) {
       onEvent({
         type: "status",
@@ -147,7 +176,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
       const past = await reportPrivacy(db, enrollment, onEvent);
       const check = checkBudget(
         plan.privacy,
-        past.map((r) => r.noiseMultiplier),
+        past.filter(countsAgainstBudget).map((r) => r.noiseMultiplier),
       );
       if (!check.allowed) {
         const text = refusalText(check, round);
@@ -162,6 +191,20 @@ export async function runFederation(run: FederationRun): Promise<void> {
       await reportPrivacy(db, enrollment, onEvent);
     }
     signal.throwIfAborted();
+    if (run.approveUpload && release.approvedAt === undefined && release.sentAt === undefined) {
+      onEvent({
+        type: "status",
+        text: `Round ${round} of ${now.rounds}: waiting for your review of the update…`,
+      });
+      if (!(await untilAborted(run.approveUpload(release), signal))) {
+        await withholdRelease(db, federationId, round);
+        const row = await updateRound(db, federationId, round, { notSent: "withheld by this site" });
+        onEvent({ type: "round", row });
+        await reportPrivacy(db, enrollment, onEvent);
+        continue;
+      }
+      await approveRelease(db, federationId, round);
+    }
     onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: sending the clipped, noised update…` });
     if (!release.body) {
       // Accepted before, so its bytes were dropped; a fresh release would spend the budget a second time.
@@ -202,10 +245,26 @@ export async function runFederation(run: FederationRun): Promise<void> {
       });
     }
     onEvent({ type: "status", text: `Round ${round} of ${rounds}: training on this computer…` });
+    const resume = await resumePoint(db, {
+      federationId,
+      planHash: enrollment.planHash,
+      datasetId: run.datasetId,
+      round,
+      rounds,
+      modelVersion: round - 1,
+      epochs: plan.training.epochs,
+      optimizer: plan.training.optimizer,
+      count,
+    });
+    if (resume.text) onEvent({ type: "status", text: resume.text });
+    const resumedFromEpoch = resume.checkpoint.resume?.epoch;
+    if (resumedFromEpoch !== undefined) {
+      onEvent({ type: "round", row: await updateRound(db, federationId, round, { resumedFromEpoch }) });
+    }
     const onProgress = proxy((progress: TrainProgress) =>
       onEvent({ type: "progress", round, rounds, progress }),
     );
-    const out = await call(trainer.fit(global, run.datasetId, onProgress));
+    const out = await call(trainer.fit(global, run.datasetId, onProgress, resume.checkpoint));
     const { released } = out;
     // Site sizes are not disclosed: the coordinator averages unweighted and gets numExamples = 0.
     const body = encodeVector({ kind: WireKind.update, round, numExamples: 0, values: released.delta });
@@ -225,6 +284,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
     });
     // A round that closed while this site trained would discard the update: then nothing is sent.
     if ((await state()).round !== round) {
+      await dropCheckpoints(db, federationId);
       onEvent({
         type: "round",
         row: await updateRound(db, federationId, round, { notSent: "round closed" }),
@@ -249,7 +309,9 @@ export async function runFederation(run: FederationRun): Promise<void> {
       sha256,
       createdAt: Date.now(),
     };
-    await recordRelease(db, release);
+    // The release replaces the round's checkpoint in one transaction: after a reload the round is sent again
+    // as recorded, never trained again.
+    await recordReleaseDroppingCheckpoint(db, release);
     return release;
   }
 }
@@ -262,11 +324,15 @@ async function withRetry<T>(what: string, get: () => Promise<T>, run: Federation
     } catch (e) {
       if (!(e instanceof CoordinatorError) || e.kind !== "retry" || attempt >= 8) throw e;
       const wait = Math.min(30_000, 1000 * 2 ** attempt);
+      // Waiting for the network (a sleeping laptop, Wi-Fi off) is not a failed attempt.
+      if (offline()) attempt--;
       run.onEvent({
         type: "status",
-        text: `Could not fetch ${what}: ${e.message} Trying again in ${wait / 1000} s.`,
+        text: offline()
+          ? `Could not fetch ${what}: this computer is offline. Trying again when it is back online.`
+          : `Could not fetch ${what}: ${e.message} Trying again in ${wait / 1000} s.`,
       });
-      await sleep(wait, run.signal);
+      await pause(wait, run.signal);
     }
   }
 }
@@ -295,7 +361,9 @@ async function uploadWithRetry(
         if (state.round !== round) return false;
       }
       if (e.kind !== "retry" || attempt >= 5) throw e;
-      await sleep(500 * 2 ** attempt, signal);
+      // Waiting for the network is not a failed attempt; coming back online ends the wait.
+      if (offline()) attempt--;
+      await pause(offline() ? 30_000 : 500 * 2 ** attempt, signal);
     }
   }
 }

@@ -18,6 +18,20 @@ export interface EnrollmentRow {
   plan: Plan;
   planHash: string;
   enrolledAt: number;
+  /**
+   * Set when the clinician clicks "Join training", cleared on "Leave" and when the federation ends for this
+   * site: a page opened while it is set continues training by itself (reload, a closed tab, a restart).
+   */
+  joinedAt?: number;
+  /**
+   * The plan this site approved ("I approve this plan") and when. Approval holds for that SHA-256 only: a
+   * new plan (re-enrolment) needs approval again. Absent in rows made before approvals: then not approved.
+   * Plain fields, not indexed, so no schema version is needed and older rows read as they are.
+   */
+  approvedPlanHash?: string;
+  approvedAt?: number;
+  /** Review and approve each upload before it is sent (the Privacy step's option; off when absent). */
+  reviewUploads?: boolean;
 }
 
 export type Split = "train" | "holdout";
@@ -97,6 +111,37 @@ export interface RoundRow {
   examplesPerSecond?: number;
   /** Why this round's release was not sent (the round closed before it was ready). */
   notSent?: string;
+  /** Epochs already done by a checkpoint when training of this round resumed (after a reload or a closed tab). */
+  resumedFromEpoch?: number;
+}
+
+/**
+ * The local training of the round in progress, saved by the training worker at epoch boundaries so that a
+ * reload, a closed tab or a crashed worker loses at most one epoch. At most one row per federation (saving
+ * deletes the others); deleted in the transaction that records the round's release, and dropped when the
+ * coordinator moved on. The weights are local weights: they never leave the browser, like the data.
+ */
+export interface CheckpointRow {
+  federationId: string;
+  round: number;
+  /** The global model version the round trains from (round - 1): a checkpoint of another start is useless. */
+  modelVersion: number;
+  planHash: string;
+  /** The dataset trained on; a new import starts the round over. */
+  datasetId: string;
+  /** Epochs completed: training resumes at epoch + 1 of `epochs`. */
+  epoch: number;
+  epochs: number;
+  /**
+   * The plan's optimizer. Adam's moments are not saved: every fit starts a fresh optimizer by design
+   * (workers/train/model.ts resetOptimizer), and a resumed round starts a fresh one at the saved epoch.
+   */
+  optimizer: "sgd" | "adam";
+  /** All of the model's weights, flat (the plan's weight order), read with `await data()`. */
+  weights: Float32Array;
+  /** Training loss of the last batch before the checkpoint. */
+  loss: number;
+  savedAt: number;
 }
 
 /**
@@ -127,6 +172,13 @@ export interface ReleaseRow {
   /** When the coordinator acknowledged it; "round closed" when it refused it because the round moved on. */
   sentAt?: number;
   refused?: string;
+  /** When the site's upload review (or, with review off, the page at once) let it go. */
+  approvedAt?: number;
+  /**
+   * When the clinician chose "Do not send this round": the row stays (status "withheld"), its bytes are
+   * dropped and it is never sent, and it does not count against the privacy budget: not sent, not released.
+   */
+  withheldAt?: number;
 }
 
 /**
@@ -164,6 +216,7 @@ export class FedwardDb extends Dexie {
   rounds!: Dexie.Table<RoundRow, [string, number]>;
   releases!: Dexie.Table<ReleaseRow, [string, number]>;
   staging!: Dexie.Table<StagingRow, [string, number, number]>;
+  checkpoints!: Dexie.Table<CheckpointRow, [string, number]>;
 
   constructor(name = "fedward") {
     super(name);
@@ -175,6 +228,8 @@ export class FedwardDb extends Dexie {
     });
     this.version(2).stores({ releases: "[federationId+round], federationId" });
     this.version(3).stores({ staging: "[importId+patient+seq]" });
+    // Adds a table only: the rows of versions 1-3 stay as they are.
+    this.version(4).stores({ checkpoints: "[federationId+round], federationId" });
   }
 }
 

@@ -6,7 +6,18 @@ export function releasesOf(db: FedwardDb, federationId: string): Promise<Release
   return db.releases.where("federationId").equals(federationId).sortBy("round");
 }
 
-/** The ledger of one federation and the epsilon its releases spent together, at the plan's delta. */
+/**
+ * Whether a ledger row counts against the privacy budget: every release does, sent or not yet, except one
+ * the site withheld (its bytes never left and never will, so nothing was released).
+ */
+export function countsAgainstBudget(r: ReleaseRow): boolean {
+  return r.withheldAt === undefined;
+}
+
+/**
+ * The ledger of one federation (every row, withheld ones included, in round order) and the epsilon its
+ * counted releases spent together, at the plan's delta.
+ */
 export async function ledgerOf(
   db: FedwardDb,
   federationId: string,
@@ -14,7 +25,7 @@ export async function ledgerOf(
 ): Promise<{ releases: ReleaseRow[]; spent: number }> {
   const releases = await releasesOf(db, federationId);
   const spent = exactGaussianEpsilon(
-    releases.map((r) => r.noiseMultiplier),
+    releases.filter(countsAgainstBudget).map((r) => r.noiseMultiplier),
     delta,
   );
   return { releases, spent };
@@ -49,4 +60,17 @@ export async function settleRelease(
 ): Promise<void> {
   const patch = "sentAt" in outcome ? { ...outcome, body: undefined } : outcome;
   await db.releases.update([federationId, round], patch);
+}
+
+/**
+ * The site declined to send a recorded release ("Do not send this round"): the row stays as "withheld", its
+ * bytes are dropped so that no retry or reload can send them, and it no longer counts against the budget.
+ */
+export async function withholdRelease(db: FedwardDb, federationId: string, round: number): Promise<void> {
+  await db.releases.update([federationId, round], { withheldAt: Date.now(), body: undefined });
+}
+
+/** The upload review (or the page, with review off) let this release go. */
+export async function approveRelease(db: FedwardDb, federationId: string, round: number): Promise<void> {
+  await db.releases.update([federationId, round], { approvedAt: Date.now() });
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePlan } from "../../src/core/plan";
 import { launchSite, type Site } from "./browser";
 import { freshCoordinator } from "./coordinator";
-import { trainUntilDone } from "./site-page";
+import { storedText, trainUntilDone } from "./site-page";
 
 const DATA = resolve("../shared/data/fhir");
 const OMOP = resolve("../shared/data/omop/synthea27nj-cdm54");
@@ -61,26 +61,7 @@ describe.runIf(present)("FHIR import end to end", () => {
           examples: await summary.getAttribute("data-examples"),
           holdout: Number(await summary.getAttribute("data-holdout")),
           text: await summary.innerText(),
-          stored: await page.evaluate(
-            () =>
-              new Promise<string>((done) => {
-                const open = indexedDB.open("fedward");
-                open.onsuccess = () => {
-                  const db = open.result;
-                  const names = Array.from(db.objectStoreNames);
-                  const tx = db.transaction(names);
-                  Promise.all(
-                    names.map(
-                      (n) =>
-                        new Promise<string>((res) => {
-                          const req = tx.objectStore(n).getAll();
-                          req.onsuccess = () => res(JSON.stringify(req.result));
-                        }),
-                    ),
-                  ).then((parts) => done(parts.join("\n")));
-                };
-              }),
-          ),
+          stored: await storedText(page),
         };
       }),
     );

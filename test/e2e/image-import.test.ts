@@ -10,13 +10,12 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
-import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Plan, parsePlan } from "../../src/core/plan";
 import { readDicom } from "../../workers/import/dicom/read";
 import { launchSite, type Site } from "./browser";
 import { freshCoordinator } from "./coordinator";
-import { trainUntilDone } from "./site-page";
+import { storedText, trainUntilDone } from "./site-page";
 
 const PYDICOM = resolve("../shared/data/dicom/pydicom");
 const present = existsSync(PYDICOM);
@@ -30,30 +29,6 @@ function walk(dir: string): string[] {
       const path = join(dir, name);
       return statSync(path).isDirectory() ? walk(path) : [path];
     });
-}
-
-/** Every IndexedDB record of the page's database as JSON text (typed arrays come out as index maps). */
-async function storedText(page: Page): Promise<string> {
-  return page.evaluate(
-    () =>
-      new Promise<string>((done) => {
-        const open = indexedDB.open("fedward");
-        open.onsuccess = () => {
-          const db = open.result;
-          const names = Array.from(db.objectStoreNames).filter((n) => n !== "shards");
-          const tx = db.transaction(names);
-          Promise.all(
-            names.map(
-              (n) =>
-                new Promise<string>((res) => {
-                  const req = tx.objectStore(n).getAll();
-                  req.onsuccess = () => res(JSON.stringify(req.result));
-                }),
-            ),
-          ).then((parts) => done(parts.join("\n")));
-        };
-      }),
-  );
 }
 
 /**
@@ -163,7 +138,7 @@ describe.runIf(present)("image import end to end", () => {
         holdout: Number(await summary.getAttribute("data-holdout")),
         text: await summary.innerText(),
         problems,
-        stored: await storedText(page),
+        stored: await storedText(page, ["shards"]),
       });
     }
 

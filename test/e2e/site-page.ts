@@ -1,10 +1,20 @@
 import type { Page } from "playwright-core";
 
+/** Clicks "I approve this plan" unless this site approved the plan already (nothing trains before). */
+export async function approvePlan(page: Page): Promise<void> {
+  const approval = page.getByTestId("plan-approval");
+  await approval.waitFor({ state: "attached" });
+  if ((await approval.getAttribute("data-approved")) === "true") return;
+  await page.getByTestId("approve-plan").click();
+  await page.locator("[data-testid=plan-approval][data-approved=true]").waitFor({ state: "attached" });
+}
+
 /** What the clinician does: open the invite, import the CSV through the real file input, join training. */
 export async function enrollAndImport(page: Page, inviteUrl: string, csvPath: string): Promise<number> {
   page.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
   await page.goto(inviteUrl);
   await page.getByTestId("plan-hash").waitFor();
+  await approvePlan(page);
   await page.getByTestId("file-input").setInputFiles(csvPath);
   const summary = page.getByTestId("import-summary");
   await summary.waitFor({ timeout: 60_000 });
@@ -25,6 +35,7 @@ export interface SiteResult {
 
 /** Clicks "Join training" and waits until the page says the federation is done (or shows an error). */
 export async function trainUntilDone(page: Page, holdout: number, timeoutMs: number): Promise<SiteResult> {
+  await approvePlan(page);
   await page.getByTestId("join").click();
   const status = page.getByTestId("status");
   await page.waitForFunction(
@@ -124,4 +135,32 @@ export async function ledgerOnPage(page: Page): Promise<LedgerOnPage> {
       }),
   );
   return { spent, rows, uploadShas, stored };
+}
+
+/**
+ * Every record of the page's IndexedDB database as JSON text, read with the raw IndexedDB API, to check
+ * that no identifier was stored. `skip` leaves stores out (the shards' typed arrays are large and numeric).
+ */
+export async function storedText(page: Page, skip: string[] = []): Promise<string> {
+  return page.evaluate(
+    (leaveOut) =>
+      new Promise<string>((done) => {
+        const open = indexedDB.open("fedward");
+        open.onsuccess = () => {
+          const db = open.result;
+          const names = Array.from(db.objectStoreNames).filter((n) => !leaveOut.includes(n));
+          const tx = db.transaction(names);
+          Promise.all(
+            names.map(
+              (n) =>
+                new Promise<string>((res) => {
+                  const req = tx.objectStore(n).getAll();
+                  req.onsuccess = () => res(JSON.stringify(req.result));
+                }),
+            ),
+          ).then((parts) => done(parts.join("\n")));
+        };
+      }),
+    skip,
+  );
 }

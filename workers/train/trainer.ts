@@ -85,15 +85,31 @@ async function* batches(source: ShardSource, dim: number, batchSize: number, rng
   if (filled > 0) yield { x: bx.slice(0, filled * dim), y: by.slice(0, filled), n: filled };
 }
 
-/** Flower-style fit: start from the global weights, train the plan's local epochs, return local weights. */
+/** Where a fit resumes: the weights after `epoch` completed epochs of this round, and the loss then. */
+export interface FitResume {
+  epoch: number;
+  weights: Float32Array;
+  loss: number;
+}
+
+/** Called after each completed epoch with a copy of the weights; training waits for it (a checkpoint write). */
+export type EpochDone = (epoch: number, weights: Float32Array, loss: number) => Promise<void>;
+
+/**
+ * Flower-style fit: start from the global weights, train the plan's local epochs, return local weights.
+ * With `resume`, training starts from its weights at epoch resume.epoch + 1 with a fresh optimizer (Adam's
+ * moments are not checkpointed; they re-warm within a few steps).
+ */
 export async function fit(
   model: tf.LayersModel,
   plan: Plan,
   global: Float32Array,
   source: ShardSource,
   onProgress: (p: TrainProgress) => void,
+  resume?: FitResume,
+  onEpoch?: EpochDone,
 ): Promise<FitOutcome> {
-  writeWeights(model, plan, global);
+  writeWeights(model, plan, resume?.weights ?? global);
   resetOptimizer(model, plan);
   const dim = inputWidth(plan);
   const shape = inputShape(plan);
@@ -105,8 +121,8 @@ export async function fit(
   const rng = new CryptoRandom();
   const start = performance.now();
   let seen = 0;
-  let lastLoss = Number.NaN;
-  for (let epoch = 1; epoch <= epochs; epoch++) {
+  let lastLoss = resume?.loss ?? Number.NaN;
+  for (let epoch = (resume?.epoch ?? 0) + 1; epoch <= epochs; epoch++) {
     let batch = 0;
     for await (const b of batches(source, dim, batchSize, rng)) {
       // Examples are stored flat; a CNN takes each as [height, width, channels].
@@ -129,10 +145,12 @@ export async function fit(
         examplesPerSecond: seen / seconds,
       });
     }
+    if (onEpoch) await onEpoch(epoch, await readWeights(model), lastLoss);
   }
   const seconds = (performance.now() - start) / 1000;
   const weights = await readWeights(model);
-  return { weights, numExamples, metrics: { loss: lastLoss, examplesPerSecond: seen / seconds, seconds } };
+  const examplesPerSecond = seen > 0 ? seen / seconds : 0;
+  return { weights, numExamples, metrics: { loss: lastLoss, examplesPerSecond, seconds } };
 }
 
 /** Flower-style evaluate: binary cross-entropy and accuracy (threshold 0.5) on the held-out split. */

@@ -10,7 +10,9 @@ import { type Plan, paramCount, planHash } from "../../../src/core/plan";
 import { exactGaussianEpsilon } from "../../../src/core/privacy/accounting";
 import { privatizeDelta } from "../../../src/core/privacy/mechanism";
 import { sha256Hex } from "../../../src/core/sha256";
-import { type EnrollmentRow, type FedwardDb, openDb } from "../../../src/store/db";
+import { encodeVector, WireKind } from "../../../src/core/wire";
+import { type EnrollmentRow, type FedwardDb, openDb, type ReleaseRow } from "../../../src/store/db";
+import { ledgerOf } from "../../../src/store/ledger";
 import type { TrainWorkerApi } from "../../../workers/train.worker";
 import { closeTestApp, openTestApp, type TestApp, testPlan } from "../server/helpers";
 
@@ -241,5 +243,139 @@ describe("the site's privacy budget", () => {
     expect(uploads).toHaveLength(0);
     expect(await db.releases.count()).toBe(0);
     expect(events.some((e) => e.type === "stopped")).toBe(true);
+  });
+});
+
+describe("the site's upload review", () => {
+  /** A federation of two sites where one is enough per round: site B (here, in Node) can close a round alone. */
+  async function twoSites(plan: Plan) {
+    const { invites } = await server.storage.createFederation(plan, ["Site A", "Site B"]);
+    const a = await new CoordinatorClient(baseUrl).enroll(invites[0]?.code as string);
+    const b = await new CoordinatorClient(baseUrl).enroll(invites[1]?.code as string);
+    const enrollment: EnrollmentRow = {
+      federationId: a.federationId,
+      coordinatorUrl: baseUrl,
+      siteId: a.siteId,
+      siteLabel: a.siteLabel,
+      token: a.token,
+      plan,
+      planHash: await planHash(plan),
+      enrolledAt: Date.now(),
+      reviewUploads: true,
+    };
+    await db.enrollments.put(enrollment);
+    const siteB = new CoordinatorClient(baseUrl, b.token);
+    const fromB = new Set<string>();
+    /** Site B's update for a round (zeros), which closes it. */
+    const closeRound = async (round: number) => {
+      const values = new Float32Array(paramCount(plan));
+      const body = encodeVector({ kind: WireKind.update, round, numExamples: 0, values });
+      fromB.add(await sha256Hex(body));
+      await siteB.upload(a.federationId, round, body);
+    };
+    /** The rounds of site A's uploads (site B's go through the same fetch). */
+    const roundsSentByA = async (uploads: Upload[]) => {
+      const out: number[] = [];
+      for (const u of uploads) if (!fromB.has(await sha256Hex(u.body))) out.push(u.round);
+      return out;
+    };
+    return { enrollment, closeRound, roundsSentByA };
+  }
+
+  function reviewed(
+    enrollment: EnrollmentRow,
+    bridge: WorkerBridge<TrainWorkerApi>,
+    signal: AbortSignal,
+    approveUpload: (release: ReleaseRow) => Promise<boolean>,
+  ) {
+    const events: FederationEvent[] = [];
+    const done = runFederation({
+      enrollment,
+      datasetId: "unused-by-the-fake-trainer",
+      client: new CoordinatorClient(baseUrl, enrollment.token),
+      trainer: bridge,
+      db,
+      backend: "cpu",
+      onEvent: (e) => events.push(e),
+      signal,
+      pollMs: 20,
+      approveUpload,
+    });
+    return { done, events };
+  }
+
+  it("sends what the review approves, withholds what it declines, and counts only what was sent", async () => {
+    // Prepare: approve round 1, decline round 2 (site B then closes round 2 alone)
+    const plan = testPlan({ minSites: 1, rounds: 2 });
+    const { enrollment, closeRound, roundsSentByA } = await twoSites(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const uploads = watchUploads();
+    const reviewedRows: ReleaseRow[] = [];
+    const review = async (release: ReleaseRow) => {
+      reviewedRows.push(release);
+      if (release.round === 1) return true;
+      setTimeout(() => void closeRound(release.round), 50);
+      return false;
+    };
+
+    // Execute
+    const { done, events } = reviewed(enrollment, bridge, new AbortController().signal, review);
+    await done;
+
+    // Assert
+    expect(fits).toHaveLength(2);
+    expect(reviewedRows.map((r) => r.round)).toEqual([1, 2]);
+    expect(await roundsSentByA(uploads)).toEqual([1]);
+    const [first, second] = await db.releases
+      .where("federationId")
+      .equals(enrollment.federationId)
+      .sortBy("round");
+    // The review saw the ledger's row, bytes included, before anything left.
+    expect(await sha256Hex(reviewedRows[0]?.body as Uint8Array)).toBe(first?.sha256);
+    expect(await sha256Hex(reviewedRows[1]?.body as Uint8Array)).toBe(second?.sha256);
+    expect(first?.approvedAt).toBeGreaterThan(0);
+    expect(first?.sentAt).toBeGreaterThan(0);
+    expect(second?.withheldAt).toBeGreaterThan(0);
+    expect(second?.body).toBeUndefined();
+    expect(second?.sentAt).toBeUndefined();
+    const { spent } = await ledgerOf(db, enrollment.federationId, 1e-5);
+    expect(spent).toBe(exactGaussianEpsilon([0.5], 1e-5));
+    expect((await db.rounds.get([enrollment.federationId, 2]))?.notSent).toBe("withheld by this site");
+    expect(events.some((e) => e.type === "done")).toBe(true);
+  });
+
+  it("never sends a declined release later, even after the page is opened again", async () => {
+    // Prepare: round 1 is declined, then the page closes while the site waits for the others
+    const plan = testPlan({ minSites: 1, rounds: 2 });
+    const { enrollment, closeRound, roundsSentByA } = await twoSites(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const uploads = watchUploads();
+    const closing = new AbortController();
+    const first = reviewed(enrollment, bridge, closing.signal, async () => {
+      setTimeout(() => closing.abort(new DOMException("The page was closed.", "AbortError")), 100);
+      return false;
+    });
+    await expect(first.done).rejects.toMatchObject({ name: "AbortError" });
+    const reviewedAgain: number[] = [];
+
+    // Execute: the page is opened again and approves everything; site B closes round 1 meanwhile
+    const second = reviewed(enrollment, bridge, new AbortController().signal, async (release) => {
+      reviewedAgain.push(release.round);
+      return true;
+    });
+    setTimeout(() => void closeRound(1), 100);
+    await second.done;
+
+    // Assert
+    expect(fits).toHaveLength(2);
+    expect(reviewedAgain).toEqual([2]);
+    expect(await roundsSentByA(uploads)).toEqual([2]);
+    const round1 = await db.releases.get([enrollment.federationId, 1]);
+    const round2 = await db.releases.get([enrollment.federationId, 2]);
+    expect(round1?.withheldAt).toBeGreaterThan(0);
+    expect(round1?.sentAt).toBeUndefined();
+    // The withheld release counted against no budget: round 2 was checked as this site's first release.
+    expect(round2?.epsilonAfter).toBe(exactGaussianEpsilon([0.5], 1e-5));
+    expect(round2?.sentAt).toBeGreaterThan(0);
   });
 });
