@@ -2,12 +2,15 @@ import {
   type AdminFederation,
   type AdminFederationsResponse,
   type AdminInviteResponse,
+  type AdminMetricsResponse,
   type AdminRound,
   type AdminRoundsResponse,
   type AdminSitesResponse,
+  type AdminVersionMetrics,
   adminPaths,
 } from "../core/admin-protocol";
-import { fmt, h } from "./dom";
+import { lazyChart } from "./charts";
+import { fmt, h, pct } from "./dom";
 
 /**
  * The coordinator's admin page at /admin, served by the coordinator with the site app. The admin token
@@ -162,13 +165,18 @@ async function showDashboard(root: HTMLElement, token: string): Promise<void> {
   const select = async (federation: AdminFederation, focus: boolean, invite?: AdminInviteResponse) => {
     selected = federation.id;
     try {
-      const [sites, rounds] = await Promise.all([
+      const [sites, rounds, metrics] = await Promise.all([
         call<AdminSitesResponse>(token, adminPaths.sites(federation.id)),
         call<AdminRoundsResponse>(token, adminPaths.rounds(federation.id)),
+        call<AdminMetricsResponse>(token, adminPaths.metrics(federation.id)),
       ]);
       const title = h("h2", { tabindex: "-1", id: "federation-title" }, `Federation: ${federation.title}`);
       const form = inviteForm(federation, token, invite, async (made) => refresh(false, made), fail);
-      detail.replaceChildren(federationSection(title, federation, sites, form), roundsSection(rounds));
+      detail.replaceChildren(
+        federationSection(title, federation, sites, form),
+        roundsSection(rounds, metrics.reportMetrics),
+        metricsSection(federation, metrics),
+      );
       if (focus) title.focus();
       // After an invite is made, focus stays in the form, ready for the next one.
       if (invite) form.querySelector("input")?.focus();
@@ -358,7 +366,7 @@ function inviteForm(
   );
 }
 
-function roundsSection({ minSites, rounds }: AdminRoundsResponse): HTMLElement {
+function roundsSection({ minSites, rounds }: AdminRoundsResponse, reportMetrics: boolean): HTMLElement {
   return h(
     "section",
     {},
@@ -366,8 +374,12 @@ function roundsSection({ minSites, rounds }: AdminRoundsResponse): HTMLElement {
     h(
       "p",
       { class: "muted" },
-      "Sites send the coordinator no evaluation metrics: each site measures the global model on its own " +
-        "held-out data and keeps the result. What the coordinator knows is shown here: who took part in " +
+      (reportMetrics
+        ? "This plan asks the sites for their held-out metrics (under Global metrics). "
+        : "Sites send the coordinator no evaluation metrics: each site measures the global model on its own " +
+          "held-out data and keeps the result, because this plan does not ask for them " +
+          "(evaluation.reportMetrics). ") +
+        "What the coordinator knows is shown here: who took part in " +
         `each round (it aggregates once ${minSites === 1 ? "1 update arrives" : `${minSites} updates arrive`}), ` +
         "the L2 norm of each update as received (after the site's clipping and noise), refused uploads with " +
         "the reason the site was given, and timing.",
@@ -428,6 +440,95 @@ function roundRow(r: AdminRound): HTMLElement {
       {},
       time(r.aggregatedAt),
       r.aggregatedAt === null ? null : ` (${fmt(minutes(r.openedAt, r.aggregatedAt), 1)} min)`,
+    ),
+  );
+}
+
+/**
+ * Per model version, the sites' held-out metrics pooled (weighted by held-out examples), a chart of the
+ * mean accuracy, and each site's own values behind a disclosure. Only under a plan with reportMetrics.
+ */
+function metricsSection(federation: AdminFederation, { reportMetrics, versions }: AdminMetricsResponse) {
+  const heading = h("h2", {}, "Global metrics over rounds");
+  if (!reportMetrics) {
+    return h(
+      "section",
+      { "data-testid": "admin-metrics-none" },
+      heading,
+      h(
+        "p",
+        {},
+        "No metrics: this federation's plan does not ask the sites for them (evaluation.reportMetrics is not " +
+          "true), so no site sends its held-out accuracy or loss. A plan that asks says so to each site " +
+          "before the site approves it.",
+      ),
+    );
+  }
+  const chart = lazyChart(
+    {
+      title: "Mean held-out accuracy of each global model",
+      yLabel: "Accuracy",
+      range: [0, 1],
+      versions: federation.rounds,
+      format: (v) => `${Math.round(v * 100)}%`,
+      series: [{ label: "Weighted mean across sites", stroke: "#0b62a4", value: (p) => p.accuracy }],
+    },
+    "admin-metrics-chart",
+    "Mean accuracy of each global model across the reporting sites (numbers in the table below)",
+  );
+  const element = h(
+    "section",
+    {},
+    heading,
+    h(
+      "p",
+      { class: "muted" },
+      "Each site evaluates every global model on its own held-out data and, as its approved plan says, " +
+        "sends the accuracy, the loss and the number of held-out examples, without noise. The means weight " +
+        "each site by its held-out examples. A site that evaluates a version again replaces its report.",
+    ),
+    chart.element,
+    table(
+      "admin-metrics",
+      "Global metrics per model version (version v is the model after v rounds), oldest first",
+      ["Model version", "Sites reported", "Held-out examples", "Mean accuracy", "Mean loss", "Per site"],
+      versions.map(metricsRow),
+      "No site has reported metrics yet.",
+    ),
+  );
+  chart.update(versions.map((v) => ({ version: v.modelVersion, accuracy: v.meanAccuracy ?? undefined })));
+  return element;
+}
+
+function metricsRow(v: AdminVersionMetrics): HTMLElement {
+  return h(
+    "tr",
+    { "data-model-version": String(v.modelVersion) },
+    h("td", {}, v.modelVersion),
+    h("td", {}, v.sitesReported),
+    h("td", {}, v.numExamples),
+    h("td", {}, pct(v.meanAccuracy ?? undefined)),
+    h("td", {}, fmt(v.meanLoss ?? undefined)),
+    h(
+      "td",
+      {},
+      h(
+        "details",
+        {},
+        h("summary", {}, v.sitesReported === 1 ? "1 site" : `${v.sitesReported} sites`),
+        h(
+          "ul",
+          { class: "plain" },
+          ...v.sites.map((s) =>
+            h(
+              "li",
+              {},
+              `${s.siteLabel}: accuracy ${pct(s.accuracy)}, loss ${fmt(s.loss)}, ${s.numExamples} examples, `,
+              time(s.reportedAt),
+            ),
+          ),
+        ),
+      ),
     ),
   );
 }

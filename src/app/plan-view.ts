@@ -7,6 +7,7 @@ import { h } from "./dom";
 /** The plan in plain words: what is trained, on what, and what leaves this computer. */
 export function planView(plan: Plan, hash: string): HTMLElement {
   const { training: t, privacy: p } = plan;
+  const reports = plan.evaluation.reportMetrics === true;
   return h(
     "dl",
     { "data-testid": "plan" },
@@ -26,8 +27,21 @@ export function planView(plan: Plan, hash: string): HTMLElement {
     h(
       "dd",
       {},
-      `Only the change to the model's weights, clipped to length C = ${p.clipNorm} and blurred with random noise of standard deviation σ = ${noiseStd(p).toPrecision(4)} per weight (noise multiplier z = ${p.noiseMultiplier}). No patient record, no row count.`,
+      `${reports ? "The" : "Only the"} change to the model's weights, clipped to length C = ${p.clipNorm} and blurred with random noise of standard deviation σ = ${noiseStd(p).toPrecision(4)} per weight (noise multiplier z = ${p.noiseMultiplier}). ${reports ? "No patient record." : "No patient record, no row count."}`,
     ),
+    ...(reports
+      ? [
+          h("dt", {}, "Metrics sent"),
+          h(
+            "dd",
+            { "data-testid": "plan-metrics" },
+            "This plan also sends, each round, how well the global model does on this site's held-out data: " +
+              "its accuracy, its loss and the number of held-out examples. The coordinator's admin sees them " +
+              "next to the other sites'. This small summary is sent as measured, without noise, so the privacy " +
+              "guarantee below (ε) does not cover it.",
+          ),
+        ]
+      : []),
     h("dt", {}, "Privacy guarantee"),
     h("dd", { "data-testid": "plan-privacy" }, privacyText(plan)),
     h("dt", {}, "Plan SHA-256"),
@@ -48,7 +62,7 @@ function privacyText(plan: Plan): string {
       ? `within this site's budget of ε = ${formatEpsilon(p.epsilonBudget)}`
       : `over this site's budget of ε = ${formatEpsilon(p.epsilonBudget)}: this site will take part in at most ${roundsWithinBudget} of them`;
   return (
-    `Per patient, for everything this site sends: one patient can change an update by at most 2C = ${2 * p.clipNorm}. ` +
+    `Per patient, for ${plan.evaluation.reportMetrics === true ? "the model updates" : "everything"} this site sends: one patient can change an update by at most 2C = ${2 * p.clipNorm}. ` +
     `All ${plan.rounds} rounds together spend at most ε = ${formatEpsilon(epsilonAllRounds)} at δ = ${p.delta}, ${fits}. ` +
     "Smaller ε is more private; above about 10 the guarantee is weak."
   );

@@ -1,4 +1,10 @@
-import type { EnrollResponse, FederationState, UploadResponse } from "../core/protocol";
+import type {
+  EnrollResponse,
+  FederationState,
+  MetricsReport,
+  MetricsResponse,
+  UploadResponse,
+} from "../core/protocol";
 import { apiPaths } from "../core/protocol";
 import { decodeVector, WireKind } from "../core/wire";
 
@@ -148,6 +154,11 @@ export class CoordinatorClient {
     return this.request("POST", apiPaths.update(federationId, round), body, "application/octet-stream").then(
       (b) => JSON.parse(new TextDecoder().decode(b)) as UploadResponse,
     );
+  }
+
+  /** Only under a plan with evaluation.reportMetrics, which the site approved. */
+  reportMetrics(federationId: string, report: MetricsReport): Promise<MetricsResponse> {
+    return this.json("POST", apiPaths.metrics(federationId), report);
   }
 
   finalModelJson(federationId: string): Promise<Uint8Array> {

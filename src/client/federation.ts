@@ -107,6 +107,27 @@ export async function runFederation(run: FederationRun): Promise<void> {
   onEvent({ type: "backend", choice });
   await reportPrivacy(db, enrollment, onEvent);
 
+  // What the approved plan asks for (evaluation.reportMetrics). A report that fails is not retried and does
+  // not stop training: the metrics are a courtesy to the admin, the update is the federation's work.
+  const reportMetrics = async (
+    version: number,
+    ev: { loss: number; accuracy: number; numExamples: number },
+  ) => {
+    try {
+      await client.reportMetrics(federationId, {
+        modelVersion: version,
+        numExamples: ev.numExamples,
+        loss: ev.loss,
+        accuracy: ev.accuracy,
+      });
+    } catch (e) {
+      if (!(e instanceof CoordinatorError)) throw e;
+      onEvent({
+        type: "status",
+        text: `The held-out metrics of model version ${version} were not sent (${e.message}); training goes on.`,
+      });
+    }
+  };
   const evaluate = async (version: number, weights: Float32Array) => {
     const ev = await call(trainer.evaluate(weights, run.datasetId));
     if (version > 0) {
@@ -115,6 +136,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
         row: await updateRound(db, federationId, version, { accuracyAfter: ev.accuracy, lossAfter: ev.loss }),
       });
     }
+    if (plan.evaluation.reportMetrics === true) await reportMetrics(version, ev);
     return ev;
   };
   const state = async () => {

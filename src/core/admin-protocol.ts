@@ -2,8 +2,9 @@ import type { FederationStatus } from "./protocol";
 
 /**
  * The coordinator's admin API (`Authorization: Bearer <admin token>`), shared by the server routes and the
- * admin page. Times are ISO 8601 strings. Sites report no evaluation metrics to the coordinator, so what
- * it can show over rounds is participation, the norms of the updates as received, and timing.
+ * admin page. Times are ISO 8601 strings. Over rounds the coordinator knows participation, the norms of
+ * the updates as received, and timing; evaluation metrics only where the plan asks the sites for them
+ * (evaluation.reportMetrics), which each site approved with the plan.
  */
 
 export interface AdminFederation {
@@ -83,6 +84,36 @@ export interface AdminRoundsResponse {
   rounds: AdminRound[];
 }
 
+/** One site's held-out evaluation of a model version, as it reported it. */
+export interface AdminSiteMetrics {
+  siteId: string;
+  siteLabel: string;
+  numExamples: number;
+  loss: number;
+  accuracy: number;
+  reportedAt: string;
+}
+
+/** A model version's metrics across the sites that reported them. */
+export interface AdminVersionMetrics {
+  /** Version v is the global model after v rounds (0 = initial). */
+  modelVersion: number;
+  sitesReported: number;
+  /** Held-out examples across the reporting sites. */
+  numExamples: number;
+  /** Means weighted by each site's held-out examples; null when those add up to 0. */
+  meanAccuracy: number | null;
+  meanLoss: number | null;
+  sites: AdminSiteMetrics[];
+}
+
+export interface AdminMetricsResponse {
+  /** The plan's evaluation.reportMetrics: false means sites send nothing and `versions` is empty. */
+  reportMetrics: boolean;
+  /** Model versions with at least one report, oldest first. */
+  versions: AdminVersionMetrics[];
+}
+
 export interface AdminInviteRequest {
   siteLabel: string;
 }
@@ -99,5 +130,6 @@ export const adminPaths = {
   federations: "/api/admin/federations",
   sites: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/sites`,
   rounds: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/rounds`,
+  metrics: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/metrics`,
   invites: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/invites`,
 } as const;

@@ -185,7 +185,13 @@ const planShape = z
       })
       .strict(),
     evaluation: z
-      .object({ holdoutFraction: z.number().gt(0).lt(1) })
+      .object({
+        holdoutFraction: z.number().gt(0).lt(1),
+        // Opt-in: after evaluating each global model version on its held-out split, a site also sends the
+        // coordinator that split's size, loss and accuracy (not noised, not covered by ε; the plan view says
+        // so). Absent means false, and leaves the plan and its hash as they were before the field existed.
+        reportMetrics: z.boolean().optional(),
+      })
       .strict()
       .default({ holdoutFraction: 0.2 }),
     rounds: z.number().int().positive().max(10000),

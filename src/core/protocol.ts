@@ -43,6 +43,29 @@ export interface UploadResponse {
   aggregated: boolean;
 }
 
+/**
+ * A site's evaluation of one global model version on its held-out split, sent only when the plan says
+ * evaluation.reportMetrics (the site approved that). Not noised: outside the privacy guarantee.
+ */
+export interface MetricsReport {
+  modelVersion: number;
+  /** Held-out examples the model was evaluated on (the weight of this site in the coordinator's means). */
+  numExamples: number;
+  /** Mean binary cross-entropy, at least 0. */
+  loss: number;
+  /** Share of held-out examples classified right, 0 to 1. */
+  accuracy: number;
+}
+
+/** Most held-out examples a report may claim, so one site cannot swamp the weighted mean by saying so. */
+export const MAX_METRICS_EXAMPLES = 10_000_000;
+
+export interface MetricsResponse {
+  modelVersion: number;
+  /** True when this report replaced the site's earlier one for the same model version. */
+  replaced: boolean;
+}
+
 export interface ErrorResponse {
   statusCode: number;
   error: string;
@@ -56,6 +79,7 @@ export const apiPaths = {
     `/api/federations/${encodeURIComponent(federationId)}/models/${version}`,
   update: (federationId: string, round: number) =>
     `/api/federations/${encodeURIComponent(federationId)}/rounds/${round}/update`,
+  metrics: (federationId: string) => `/api/federations/${encodeURIComponent(federationId)}/metrics`,
   finalModelJson: (federationId: string) =>
     `/api/federations/${encodeURIComponent(federationId)}/final/model.json`,
   finalWeights: (federationId: string) =>

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AdminInviteRequest, AdminRoundsResponse } from "../core/admin-protocol";
+import type { AdminInviteRequest, AdminMetricsResponse, AdminRoundsResponse } from "../core/admin-protocol";
 import {
   adminFederationsResponse,
   adminInviteBody,
   adminInviteResponse,
+  adminMetricsResponse,
   adminRoundsResponse,
   adminSitesResponse,
 } from "./admin-schemas";
@@ -69,6 +70,16 @@ export function adminRoutes(storage: Storage, { publicUrl }: AdminRoutesOptions)
           minSites: plan.minSites,
           rounds: await storage.admin.listRounds(id, currentRound, plan.rounds),
         };
+      },
+    );
+
+    app.get(
+      "/api/admin/federations/:federationId/metrics",
+      { schema: { params: federationParams, response: { 200: adminMetricsResponse, ...errorResponses } } },
+      async (request): Promise<AdminMetricsResponse> => {
+        const { id, plan } = await federationOf(request);
+        const reportMetrics = plan.evaluation.reportMetrics === true;
+        return { reportMetrics, versions: reportMetrics ? await storage.admin.listMetrics(id) : [] };
       },
     );
 

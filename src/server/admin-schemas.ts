@@ -59,6 +59,28 @@ const round = object({
 
 export const adminRoundsResponse = object({ minSites: integer, rounds: { type: "array", items: round } });
 
+const siteMetrics = object({
+  siteId: string,
+  siteLabel: string,
+  numExamples: integer,
+  loss: { type: "number" },
+  accuracy: { type: "number" },
+  reportedAt: time,
+});
+const versionMetrics = object({
+  modelVersion: integer,
+  sitesReported: integer,
+  numExamples: integer,
+  meanAccuracy: nullableNumber,
+  meanLoss: nullableNumber,
+  sites: { type: "array", items: siteMetrics },
+});
+
+export const adminMetricsResponse = object({
+  reportMetrics: { type: "boolean" },
+  versions: { type: "array", items: versionMetrics },
+});
+
 export const adminInviteBody = {
   type: "object",
   required: ["siteLabel"],

@@ -3,7 +3,9 @@ import type {
   AdminInvite,
   AdminRound,
   AdminSite,
+  AdminSiteMetrics,
   AdminSitesResponse,
+  AdminVersionMetrics,
 } from "../core/admin-protocol";
 import type { Db } from "./db";
 import { FEDERATION_COLUMNS, type FederationRow, toFederation } from "./records";
@@ -102,6 +104,53 @@ export class AdminStore {
         }),
       ),
     };
+  }
+
+  /**
+   * The sites' reports per model version, oldest first, with the means weighted by held-out examples: the
+   * mean over all reporting sites' held-out examples pooled, as if one site had evaluated them all.
+   */
+  async listMetrics(federationId: string): Promise<AdminVersionMetrics[]> {
+    const rows = await this.db.query<{
+      model_version: number;
+      site_id: string;
+      label: string;
+      num_examples: number;
+      loss: number;
+      accuracy: number;
+      reported_at: Date;
+    }>(
+      `SELECT m.model_version, m.site_id, s.label, m.num_examples, m.loss, m.accuracy, m.reported_at
+       FROM site_metrics m JOIN sites s ON s.id = m.site_id
+       WHERE m.federation_id = $1 ORDER BY m.model_version, s.label, m.site_id`,
+      [federationId],
+    );
+    const byVersion = new Map<number, AdminSiteMetrics[]>();
+    for (const r of rows) {
+      const list = byVersion.get(r.model_version) ?? [];
+      list.push({
+        siteId: r.site_id,
+        siteLabel: r.label,
+        numExamples: r.num_examples,
+        loss: r.loss,
+        accuracy: r.accuracy,
+        reportedAt: r.reported_at.toISOString(),
+      });
+      byVersion.set(r.model_version, list);
+    }
+    return [...byVersion].map(([modelVersion, sites]) => {
+      const numExamples = sites.reduce((n, s) => n + s.numExamples, 0);
+      const mean = (value: (s: AdminSiteMetrics) => number) =>
+        numExamples === 0 ? null : sites.reduce((sum, s) => sum + s.numExamples * value(s), 0) / numExamples;
+      return {
+        modelVersion,
+        sitesReported: sites.length,
+        numExamples,
+        meanAccuracy: mean((s) => s.accuracy),
+        meanLoss: mean((s) => s.loss),
+        sites,
+      };
+    });
   }
 
   /** Rounds 1 … the open one (or the last, once done), oldest first. */

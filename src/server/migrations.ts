@@ -87,6 +87,25 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "site metrics",
+    sql: `
+      -- Each site's evaluation of a global model version on its held-out split, sent only under a plan with
+      -- evaluation.reportMetrics. One row per site and model version: a repeat replaces it.
+      CREATE TABLE site_metrics (
+        federation_id text NOT NULL,
+        model_version integer NOT NULL,
+        site_id text NOT NULL REFERENCES sites (id),
+        num_examples integer NOT NULL CHECK (num_examples >= 0),
+        loss double precision NOT NULL CHECK (loss >= 0),
+        accuracy double precision NOT NULL CHECK (accuracy >= 0 AND accuracy <= 1),
+        reported_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (federation_id, model_version, site_id),
+        FOREIGN KEY (federation_id, model_version) REFERENCES models (federation_id, version) ON DELETE CASCADE
+      );
+    `,
+  },
 ];
 
 /** unique_violation (on pg_type's index), duplicate_table, duplicate_object ("type … already exists"). */

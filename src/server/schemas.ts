@@ -1,3 +1,5 @@
+import { MAX_METRICS_EXAMPLES } from "../core/protocol";
+
 /**
  * JSON schemas for every route: Fastify validates params and bodies with them before a handler runs,
  * and serialises replies through them, so no field leaves that is not listed here.
@@ -91,6 +93,25 @@ export const uploadResponse = {
   type: "object",
   required: ["round", "updatesThisRound", "minSites", "aggregated"],
   properties: { round: integer, updatesThisRound: integer, minSites: integer, aggregated: boolean },
+} as const;
+
+export const metricsBody = {
+  type: "object",
+  required: ["modelVersion", "numExamples", "loss", "accuracy"],
+  additionalProperties: false,
+  properties: {
+    modelVersion: { type: "integer", minimum: 0, maximum: 2147483647 },
+    numExamples: { type: "integer", minimum: 0, maximum: MAX_METRICS_EXAMPLES },
+    // JSON has no NaN; an overflowing literal (1e999) parses to Infinity, which Ajv's "number" refuses.
+    loss: { type: "number", minimum: 0 },
+    accuracy: { type: "number", minimum: 0, maximum: 1 },
+  },
+} as const;
+
+export const metricsResponse = {
+  type: "object",
+  required: ["modelVersion", "replaced"],
+  properties: { modelVersion: integer, replaced: boolean },
 } as const;
 
 export const modelJsonResponse = { type: "object", additionalProperties: true } as const;

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { tfjsModelJson, tfjsWeightsBin } from "../core/model-format";
 import { paramCount } from "../core/plan";
 import { maxReleasedNorm } from "../core/privacy/mechanism";
+import type { MetricsReport } from "../core/protocol";
 import { l2Norm } from "../core/vector";
 import { decodeVector, encodeVector, WireError, WireKind, wireByteLength } from "../core/wire";
 import { HttpError, statusOf } from "./http-error";
@@ -10,6 +11,8 @@ import {
   binaryResponse,
   errorResponses,
   federationParams,
+  metricsBody,
+  metricsResponse,
   modelJsonResponse,
   roundParams,
   stateResponse,
@@ -168,6 +171,30 @@ export function siteRoutes(storage: Storage) {
         );
         reply.code(202);
         return result;
+      },
+    );
+
+    // A site's held-out evaluation of a model version, only under a plan whose evaluation.reportMetrics the
+    // site approved. 403, not 409: the plan is fixed, so no later state of the federation makes it allowed.
+    app.post(
+      `${prefix}/metrics`,
+      {
+        schema: {
+          params: federationParams,
+          body: metricsBody,
+          response: { 200: metricsResponse, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { site, federation } = authOf(request);
+        if (federation.plan.evaluation.reportMetrics !== true) {
+          throw new HttpError(
+            403,
+            "This federation's plan does not ask sites for metrics (evaluation.reportMetrics), so the sites " +
+              "did not agree to send them; nothing was stored.",
+          );
+        }
+        return storage.recordMetrics(federation.id, site.id, request.body as MetricsReport);
       },
     );
 

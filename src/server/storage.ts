@@ -1,6 +1,12 @@
 import { initialWeights } from "../core/model-format";
 import { type Plan, planHash } from "../core/plan";
-import type { EnrollResponse, FederationState, UploadResponse } from "../core/protocol";
+import type {
+  EnrollResponse,
+  FederationState,
+  MetricsReport,
+  MetricsResponse,
+  UploadResponse,
+} from "../core/protocol";
 import { FedAvgUnweighted, type Strategy } from "../core/strategy";
 import { AdminStore } from "./admin-store";
 import type { Db } from "./db";
@@ -142,6 +148,33 @@ export class Storage {
          reason = EXCLUDED.reason, refused_at = now(), attempts = refused_updates.attempts + 1`,
       [federationId, round, siteId, statusCode, reason],
     );
+  }
+
+  /**
+   * Keeps a site's evaluation of a model version; a repeat (a reload evaluates the same version again)
+   * replaces the earlier report, so each site counts once per version. A version the federation has not
+   * made is a conflict: the insert selects from models, so it writes nothing then. (xmax is 0 on a row
+   * just inserted and not on one the upsert updated.)
+   */
+  async recordMetrics(federationId: string, siteId: string, report: MetricsReport): Promise<MetricsResponse> {
+    const { modelVersion, numExamples, loss, accuracy } = report;
+    const rows = await this.db.query<{ replaced: boolean }>(
+      `INSERT INTO site_metrics (federation_id, model_version, site_id, num_examples, loss, accuracy)
+       SELECT federation_id, version, $3::text, $4::integer, $5::double precision, $6::double precision
+       FROM models WHERE federation_id = $1 AND version = $2
+       ON CONFLICT (federation_id, model_version, site_id) DO UPDATE SET num_examples = EXCLUDED.num_examples,
+         loss = EXCLUDED.loss, accuracy = EXCLUDED.accuracy, reported_at = now()
+       RETURNING NOT (xmax = 0) AS replaced`,
+      [federationId, modelVersion, siteId, numExamples, loss, accuracy],
+    );
+    const [row] = rows;
+    if (!row) {
+      throw new StorageError(
+        "conflict",
+        `Model version ${modelVersion} does not exist in this federation; report metrics only for a version the site downloaded.`,
+      );
+    }
+    return { modelVersion, replaced: row.replaced };
   }
 
   /** Turns a single-use invite into a site with a fresh bearer token (returned once, stored hashed). */

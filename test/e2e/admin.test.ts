@@ -161,7 +161,15 @@ describe("coordinator admin page", () => {
   it("shows federations, sites and rounds behind the admin token, makes invites, and keeps to the CSP", async () => {
     // Prepare: a one-site, one-round federation; its site trains on WebAssembly under the coordinator's CSP.
     const demo = parsePlan(JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")));
-    const plan = { ...demo, id: "wdbc-admin", title: "WDBC admin test", rounds: 1, minSites: 1 };
+    // The plan asks the site for its held-out metrics, so the admin page has global metrics to show.
+    const plan = {
+      ...demo,
+      id: "wdbc-admin",
+      title: "WDBC admin test",
+      rounds: 1,
+      minSites: 1,
+      evaluation: { ...demo.evaluation, reportMetrics: true },
+    };
     const { federation, invites } = await coordinator.storage.createFederation(plan, ["Oslo site"]);
     const token = coordinator.adminToken as string;
     site = await launchSite();
@@ -198,6 +206,7 @@ describe("coordinator admin page", () => {
     // The first federation, the demo one (still training), is shown: make an invite there.
     const demoId = coordinator.invites[0]?.federationId as string;
     await adminPage.getByRole("heading", { name: `Federation: ${demo.title}` }).waitFor();
+    const demoMetrics = await adminPage.getByTestId("admin-metrics-none").textContent();
     await tabTo(adminPage, "#invite-label");
     await adminPage.keyboard.type("Bergen site");
     await adminPage.keyboard.press("Enter");
@@ -217,6 +226,10 @@ describe("coordinator admin page", () => {
     await tabTo(adminPage, `[data-federation-id="${federation.id}"] button`);
     await adminPage.keyboard.press("Enter");
     await adminPage.getByRole("heading", { name: "Federation: WDBC admin test" }).waitFor();
+    const metricsRows = adminPage.locator("[data-testid=admin-metrics] tbody tr");
+    await metricsRows.first().waitFor();
+    await adminPage.locator("[data-testid=admin-metrics-chart][data-points]").waitFor();
+    await metricsRows.last().locator("summary").click();
     await adminPage.screenshot({ path: SCREENSHOTS.rounds, fullPage: true });
     const storage = await adminPage.evaluate(() => ({
       session: sessionStorage.getItem("fedward-admin-token"),
@@ -239,6 +252,20 @@ describe("coordinator admin page", () => {
     expect(await round.count()).toBe(1);
     expect(await round.getAttribute("data-status")).toBe("aggregated");
     expect(await round.locator("td").nth(2).textContent()).toMatch(/^Oslo site · .+ · norm \d+\.\d{3}$/);
+    // Global metrics: the site reported versions 0 (before round 1) and 1 (the final model); the demo
+    // federation's plan does not ask, and its page says why there are none.
+    expect(demoMetrics).toMatch(/does not ask the sites for them/);
+    expect(
+      await metricsRows.evaluateAll((rows) => rows.map((r) => r.getAttribute("data-model-version"))),
+    ).toEqual(["0", "1"]);
+    const lastMetrics = await metricsRows.last().locator("td").allTextContents();
+    expect(lastMetrics[1]).toBe("1");
+    expect(Number(lastMetrics[2])).toBeGreaterThan(0);
+    expect(lastMetrics[3]).toMatch(/^\d+\.\d%$/);
+    expect(lastMetrics[4]).toMatch(/^\d+\.\d{3}$/);
+    await expect
+      .poll(() => metricsRows.last().locator("li").first().textContent())
+      .toMatch(/^Oslo site: accuracy /);
     // The invite enrols a site, and the page then lists it as used (after a refresh).
     expect(code).toMatch(/^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
     expect(inviteUrl).toBe(`${new URL(coordinator.adminUrl).origin}/?invite=${code}`);

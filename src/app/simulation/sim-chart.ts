@@ -111,7 +111,7 @@ export function simCharts(sites: number, delta: number): SimCharts {
           height: HEIGHT,
           legend: { live: false },
           scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
-          axes: axes("ε", (v) => formatEpsilon(v)),
+          axes: axes("ε", (v) => (Math.abs(v) >= 10 ? String(Math.round(v)) : formatEpsilon(v))),
           series: [
             { label: "Round" },
             {

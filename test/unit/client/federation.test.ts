@@ -379,3 +379,76 @@ describe("the site's upload review", () => {
     expect(round2?.sentAt).toBeGreaterThan(0);
   });
 });
+
+describe("the site's held-out metrics (plan.evaluation.reportMetrics)", () => {
+  /** Records every request to the metrics route, then lets it through to the real coordinator. */
+  function watchMetrics() {
+    const reports: { url: string; body: unknown }[] = [];
+    vi.stubGlobal("fetch", async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = String(input);
+      if (/\/metrics$/.test(url)) reports.push({ url, body: JSON.parse(String(init?.body)) });
+      return realFetch(input, init);
+    });
+    return reports;
+  }
+
+  it("sends one report per evaluated model version through the audited client when the plan asks", async () => {
+    // Prepare
+    const plan = testPlan({
+      minSites: 1,
+      rounds: 3,
+      evaluation: { holdoutFraction: 0.2, reportMetrics: true },
+    });
+    const enrollment = await enrolledSite(plan);
+    const { bridge } = fakeTrainer(plan);
+    const reports = watchMetrics();
+    const audit: string[] = [];
+    const client = new CoordinatorClient(baseUrl, enrollment.token, (e) =>
+      audit.push(`${e.method} ${e.url} ${e.status}`),
+    );
+
+    // Execute
+    await runFederation({
+      enrollment,
+      datasetId: "unused-by-the-fake-trainer",
+      client,
+      trainer: bridge,
+      db,
+      backend: "cpu",
+      onEvent: () => {},
+      signal: new AbortController().signal,
+      pollMs: 20,
+    });
+
+    // Assert: versions 0, 1, 2 before rounds 1–3, and the final version 3; the coordinator holds each.
+    expect(reports.map((r) => r.body)).toEqual(
+      [0, 1, 2, 3].map((modelVersion) => ({ modelVersion, numExamples: 10, loss: 0.7, accuracy: 0.5 })),
+    );
+    const metricsUrl = `${baseUrl}/api/federations/${encodeURIComponent(enrollment.federationId)}/metrics`;
+    expect(audit.filter((line) => line.startsWith(`POST ${metricsUrl}`))).toEqual(
+      Array.from({ length: 4 }, () => `POST ${metricsUrl} 200`),
+    );
+    const stored = await server.storage.admin.listMetrics(enrollment.federationId);
+    expect(stored.map((v) => [v.modelVersion, v.sitesReported, v.meanAccuracy])).toEqual([
+      [0, 1, 0.5],
+      [1, 1, 0.5],
+      [2, 1, 0.5],
+      [3, 1, 0.5],
+    ]);
+  });
+
+  it("sends none when the plan does not ask", async () => {
+    // Prepare
+    const plan = testPlan({ minSites: 1, rounds: 2 });
+    const enrollment = await enrolledSite(plan);
+    const { bridge, fits } = fakeTrainer(plan);
+    const reports = watchMetrics();
+
+    // Execute
+    await run(enrollment, bridge, new AbortController().signal).done;
+
+    // Assert: it trained and evaluated as usual, and no metrics request left.
+    expect(fits).toHaveLength(2);
+    expect(reports).toEqual([]);
+  });
+});

@@ -400,6 +400,47 @@ describe("cohort plans (FHIR and OMOP)", () => {
   });
 });
 
+describe("evaluation.reportMetrics (sites' consent to send held-out metrics)", () => {
+  it("is absent from a plan that does not ask, which keeps the hash pinned above", async () => {
+    // Prepare
+    const raw = JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")) as Json;
+
+    // Execute
+    const plan = parsePlan(raw);
+
+    // Assert
+    expect(plan.evaluation.reportMetrics).toBeUndefined();
+    expect(canonicalJson(plan)).not.toContain("reportMetrics");
+    expect(await planHash(plan)).toBe("2a54dd9fff35fdae3fc0f53f470bcae334d0f08cf326770d97b939047fe96121");
+  });
+
+  it("parses true, and a plan that asks has another hash than one that does not", async () => {
+    // Prepare
+    const raw = JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")) as Json;
+    const evaluation = raw.evaluation as Json;
+
+    // Execute
+    const asking = parsePlan({ ...raw, evaluation: { ...evaluation, reportMetrics: true } });
+    const notAsking = parsePlan({ ...raw, evaluation: { ...evaluation, reportMetrics: false } });
+
+    // Assert
+    expect(asking.evaluation).toEqual({ ...evaluation, reportMetrics: true });
+    expect(notAsking.evaluation.reportMetrics).toBe(false);
+    expect(await planHash(asking)).not.toBe(await planHash(parsePlan(raw)));
+  });
+
+  it("refuses a value that is not a boolean and names the field", () => {
+    // Prepare
+    const raw = JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")) as Json;
+
+    // Execute
+    const error = refusal({ ...raw, evaluation: { holdoutFraction: 0.2, reportMetrics: "yes" } });
+
+    // Assert
+    expect(error.message).toContain("evaluation.reportMetrics");
+  });
+});
+
 describe("plan hashes from before image plans", () => {
   it.each([
     ["public/demo/wdbc-plan.json", "2a54dd9fff35fdae3fc0f53f470bcae334d0f08cf326770d97b939047fe96121"],

@@ -48,6 +48,7 @@ describe("coordinator app: admin API", () => {
       { method: "GET" as const, url: adminPaths.federations },
       { method: "GET" as const, url: adminPaths.sites(federation.id) },
       { method: "GET" as const, url: adminPaths.rounds(federation.id) },
+      { method: "GET" as const, url: adminPaths.metrics(federation.id) },
       { method: "POST" as const, url: adminPaths.invites(federation.id), payload: { siteLabel: "X" } },
     ];
 

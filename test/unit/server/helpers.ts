@@ -119,6 +119,7 @@ export async function expectMigrationsApplyOnce(db: Db): Promise<void> {
     "models",
     "refused_updates",
     "schema_migrations",
+    "site_metrics",
     "sites",
     "updates",
   ]);
