@@ -15,6 +15,7 @@ import { type EnrollmentRow, type FedwardDb, openDb, type ReleaseRow } from "../
 import { ledgerOf } from "../../../src/store/ledger";
 import type { TrainWorkerApi } from "../../../workers/train.worker";
 import { closeTestApp, openTestApp, type TestApp, testPlan } from "../server/helpers";
+import { enrollSites } from "./enroll";
 
 let server: TestApp;
 let baseUrl: string;
@@ -35,20 +36,7 @@ afterEach(async () => {
 
 /** A federation of one site (minSites 1) and that site's enrollment, as the page stores it. */
 async function enrolledSite(plan: Plan): Promise<EnrollmentRow> {
-  const { invites } = await server.storage.createFederation(plan, ["Site A"]);
-  const res = await new CoordinatorClient(baseUrl).enroll(invites[0]?.code as string);
-  const enrollment: EnrollmentRow = {
-    federationId: res.federationId,
-    coordinatorUrl: baseUrl,
-    siteId: res.siteId,
-    siteLabel: res.siteLabel,
-    token: res.token,
-    plan,
-    planHash: await planHash(plan),
-    enrolledAt: Date.now(),
-  };
-  await db.enrollments.put(enrollment);
-  return enrollment;
+  return (await enrollSites(server, baseUrl, db, plan))[0] as EnrollmentRow;
 }
 
 /** The fake training worker: each fit releases core's mechanism applied to a fixed made-up delta. */

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { WorkerBridge } from "../../../src/client/bridges";
 import { CoordinatorClient } from "../../../src/client/coordinator";
 import { type FederationEvent, runFederation } from "../../../src/client/federation";
-import { type Plan, paramCount, planHash } from "../../../src/core/plan";
+import { type Plan, paramCount } from "../../../src/core/plan";
 import { privatizeDelta } from "../../../src/core/privacy/mechanism";
 import { encodeVector, WireKind } from "../../../src/core/wire";
 import { type EnrollmentRow, type FedwardDb, openDb } from "../../../src/store/db";
@@ -16,6 +16,7 @@ import { saveCheckpoint } from "../../../src/store/round-state";
 import type { TrainProgress } from "../../../workers/train/trainer";
 import type { FitCheckpoint, TrainWorkerApi } from "../../../workers/train.worker";
 import { closeTestApp, openTestApp, type TestApp, testPlan } from "../server/helpers";
+import { enrollSites } from "./enroll";
 
 let server: TestApp;
 let baseUrl: string;
@@ -36,25 +37,7 @@ afterEach(async () => {
 });
 
 /** A federation (minSites 1) with the given sites; the first one's enrollment is stored as the page does. */
-async function enrolledSites(plan: Plan, labels = ["Site A"]) {
-  const { invites } = await server.storage.createFederation(plan, labels);
-  const enrollments: EnrollmentRow[] = [];
-  for (const invite of invites) {
-    const res = await new CoordinatorClient(baseUrl).enroll(invite.code);
-    enrollments.push({
-      federationId: res.federationId,
-      coordinatorUrl: baseUrl,
-      siteId: res.siteId,
-      siteLabel: res.siteLabel,
-      token: res.token,
-      plan,
-      planHash: await planHash(plan),
-      enrolledAt: Date.now(),
-    });
-  }
-  await db.enrollments.put(enrollments[0] as EnrollmentRow);
-  return enrollments;
-}
+const enrolledSites = (plan: Plan, labels = ["Site A"]) => enrollSites(server, baseUrl, db, plan, labels);
 
 interface Fit {
   round: number;
