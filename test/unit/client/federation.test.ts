@@ -93,7 +93,13 @@ function watchUploads(options: { failFirst?: "network" | "abort"; abort?: AbortC
   return uploads;
 }
 
-function run(enrollment: EnrollmentRow, bridge: WorkerBridge<TrainWorkerApi>, signal: AbortSignal) {
+/** The round loop as the page runs it; `approveUpload` is the page's upload review, when it is on. */
+function run(
+  enrollment: EnrollmentRow,
+  bridge: WorkerBridge<TrainWorkerApi>,
+  signal: AbortSignal,
+  approveUpload?: (release: ReleaseRow) => Promise<boolean>,
+) {
   const events: FederationEvent[] = [];
   const done = runFederation({
     enrollment,
@@ -105,6 +111,7 @@ function run(enrollment: EnrollmentRow, bridge: WorkerBridge<TrainWorkerApi>, si
     onEvent: (e) => events.push(e),
     signal,
     pollMs: 20,
+    ...(approveUpload ? { approveUpload } : {}),
   });
   return { done, events };
 }
@@ -270,28 +277,6 @@ describe("the site's upload review", () => {
     return { enrollment, closeRound, roundsSentByA };
   }
 
-  function reviewed(
-    enrollment: EnrollmentRow,
-    bridge: WorkerBridge<TrainWorkerApi>,
-    signal: AbortSignal,
-    approveUpload: (release: ReleaseRow) => Promise<boolean>,
-  ) {
-    const events: FederationEvent[] = [];
-    const done = runFederation({
-      enrollment,
-      datasetId: "unused-by-the-fake-trainer",
-      client: new CoordinatorClient(baseUrl, enrollment.token),
-      trainer: bridge,
-      db,
-      backend: "cpu",
-      onEvent: (e) => events.push(e),
-      signal,
-      pollMs: 20,
-      approveUpload,
-    });
-    return { done, events };
-  }
-
   it("sends what the review approves, withholds what it declines, and counts only what was sent", async () => {
     // Prepare: approve round 1, decline round 2 (site B then closes round 2 alone)
     const plan = testPlan({ minSites: 1, rounds: 2 });
@@ -307,7 +292,7 @@ describe("the site's upload review", () => {
     };
 
     // Execute
-    const { done, events } = reviewed(enrollment, bridge, new AbortController().signal, review);
+    const { done, events } = run(enrollment, bridge, new AbortController().signal, review);
     await done;
 
     // Assert
@@ -339,7 +324,7 @@ describe("the site's upload review", () => {
     const { bridge, fits } = fakeTrainer(plan);
     const uploads = watchUploads();
     const closing = new AbortController();
-    const first = reviewed(enrollment, bridge, closing.signal, async () => {
+    const first = run(enrollment, bridge, closing.signal, async () => {
       setTimeout(() => closing.abort(new DOMException("The page was closed.", "AbortError")), 100);
       return false;
     });
@@ -347,7 +332,7 @@ describe("the site's upload review", () => {
     const reviewedAgain: number[] = [];
 
     // Execute: the page is opened again and approves everything; site B closes round 1 meanwhile
-    const second = reviewed(enrollment, bridge, new AbortController().signal, async (release) => {
+    const second = run(enrollment, bridge, new AbortController().signal, async (release) => {
       reviewedAgain.push(release.round);
       return true;
     });

@@ -1,29 +1,14 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import { adminPaths } from "../../../src/core/admin-protocol";
-import { type Config, loadConfig } from "../../../src/server/config";
 import { openPglite } from "../../../src/server/db";
 import { hashToken, tokenMatchesHash } from "../../../src/server/secrets";
 import { startCoordinator } from "../../../src/server/server";
+import { tempCoordinatorConfig } from "./helpers";
 
 describe("admin token", () => {
-  let dataDir: string;
-  let config: Config;
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "fedward-admin-token-"));
-    config = {
-      ...loadConfig({}),
-      port: 0,
-      dataDir,
-      appDir: join(dataDir, "no-dist"),
-      demoPlanPath: resolve("public/demo/wdbc-plan.json"),
-      logLevel: "silent",
-    };
-  });
-  afterAll(() => rm(dataDir, { recursive: true, force: true }));
+  const temp = tempCoordinatorConfig("fedward-admin-token-");
 
   const federations = (url: string, token: string) =>
     fetch(`${url}${adminPaths.federations}`, { headers: { authorization: `Bearer ${token}` } });
@@ -31,7 +16,7 @@ describe("admin token", () => {
   it("is made at first start, printed once with the admin URL, stored only as its SHA-256, and replaced on demand", async () => {
     // Execute: first start.
     const printed: string[] = [];
-    const first = await startCoordinator(config, { print: (line) => printed.push(line) });
+    const first = await startCoordinator(temp.config, { print: (line) => printed.push(line) });
     const token = first.adminToken as string;
     const port = new URL(first.url).port;
 
@@ -46,7 +31,7 @@ describe("admin token", () => {
     await first.close();
 
     // Assert: the database holds the SHA-256 of the token and not the token.
-    const db = await openPglite(join(dataDir, "pglite"));
+    const db = await openPglite(join(temp.dataDir, "pglite"));
     const rows = await db.query<Record<string, unknown>>("SELECT * FROM admin_token");
     await db.close();
     expect(rows).toHaveLength(1);
@@ -55,12 +40,12 @@ describe("admin token", () => {
 
     // Execute: a second start, then a start asking for a new token.
     const again: string[] = [];
-    const second = await startCoordinator(config, { print: (line) => again.push(line) });
+    const second = await startCoordinator(temp.config, { print: (line) => again.push(line) });
     const secondUrl = second.url;
     const stillWorks = (await federations(secondUrl, token)).status;
     await second.close();
     const renewed: string[] = [];
-    const third = await startCoordinator(config, {
+    const third = await startCoordinator(temp.config, {
       print: (line) => renewed.push(line),
       newAdminToken: true,
     });

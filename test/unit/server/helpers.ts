@@ -1,10 +1,14 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { tfjsModelJson } from "../../../src/core/model-format";
 import { type Plan, parsePlan } from "../../../src/core/plan";
 import { apiPaths, type EnrollResponse } from "../../../src/core/protocol";
 import { encodeVector, WireKind } from "../../../src/core/wire";
 import { buildApp } from "../../../src/server/app";
+import { type Config, loadConfig } from "../../../src/server/config";
 import { type Db, openPglite } from "../../../src/server/db";
 import { migrations, runMigrations } from "../../../src/server/migrations";
 import { Storage } from "../../../src/server/storage";
@@ -142,4 +146,25 @@ export async function fetchFinalModel(
   expect(modelJson.json()).toEqual(tfjsModelJson(plan));
   expect(weights.statusCode).toBe(200);
   return { modelJson, weights };
+}
+
+/**
+ * A coordinator config for startCoordinator tests, in a temp data directory made before the file's tests
+ * and removed after them: any free port, no built app, the WDBC demo plan, silent logs.
+ */
+export function tempCoordinatorConfig(prefix: string): { readonly dataDir: string; readonly config: Config } {
+  const state = {} as { dataDir: string; config: Config };
+  beforeAll(async () => {
+    state.dataDir = await mkdtemp(join(tmpdir(), prefix));
+    state.config = {
+      ...loadConfig({}),
+      port: 0,
+      dataDir: state.dataDir,
+      appDir: join(state.dataDir, "no-dist"),
+      demoPlanPath: resolve("public/demo/wdbc-plan.json"),
+      logLevel: "silent",
+    };
+  });
+  afterAll(() => rm(state.dataDir, { recursive: true, force: true }));
+  return state;
 }

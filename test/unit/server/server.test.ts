@@ -1,31 +1,19 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import { apiPaths } from "../../../src/core/protocol";
-import { type Config, ConfigError, loadConfig } from "../../../src/server/config";
+import { ConfigError } from "../../../src/server/config";
 import { startCoordinator } from "../../../src/server/server";
+import { tempCoordinatorConfig } from "./helpers";
 
 describe("startCoordinator", () => {
-  let dataDir: string;
-  let config: Config;
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "fedward-server-"));
-    config = {
-      ...loadConfig({}),
-      port: 0,
-      dataDir,
-      appDir: join(dataDir, "no-dist"),
-      demoPlanPath: resolve("public/demo/wdbc-plan.json"),
-      logLevel: "silent",
-    };
-  });
-  afterAll(() => rm(dataDir, { recursive: true, force: true }));
+  const temp = tempCoordinatorConfig("fedward-server-");
 
   it("creates the demo federation on first start and prints only unused invites on later starts", async () => {
     // Prepare / Execute: first start.
     const printed: string[] = [];
-    const first = await startCoordinator(config, { print: (line) => printed.push(line) });
+    const first = await startCoordinator(temp.config, { print: (line) => printed.push(line) });
     const port = new URL(first.url).port;
 
     // Assert: three invite links on the listening port, a working API, one federation from the plan.
@@ -48,7 +36,7 @@ describe("startCoordinator", () => {
 
     // Execute: second start on the same data directory.
     const again: string[] = [];
-    const second = await startCoordinator(config, { print: (line) => again.push(line) });
+    const second = await startCoordinator(temp.config, { print: (line) => again.push(line) });
 
     // Assert: no second demo federation; the used invite is no longer printed.
     expect((await second.storage.listFederations()).map((f) => f.id)).toEqual(federations.map((f) => f.id));
@@ -59,7 +47,7 @@ describe("startCoordinator", () => {
 
   it("refuses a demo plan that cannot be read, naming DEMO_PLAN", async () => {
     const dir = await mkdtemp(join(tmpdir(), "fedward-server-"));
-    const broken = { ...config, dataDir: dir, demoPlanPath: join(dir, "missing.json") };
+    const broken = { ...temp.config, dataDir: dir, demoPlanPath: join(dir, "missing.json") };
 
     await expect(startCoordinator(broken, { print: () => undefined })).rejects.toThrow(ConfigError);
     await expect(startCoordinator(broken, { print: () => undefined })).rejects.toThrow(/DEMO_PLAN/);
