@@ -6,6 +6,7 @@ import { importCsv as parseCsv } from "./import/csv";
 import { type Hashing, hashInBackground } from "./import/hashing";
 import { ImportError } from "./import/parser";
 import { type ImportSummary, importDataset, toSummary } from "./import/shard-writer";
+import { groupsByPatient } from "./import/units";
 
 export type { ImportSummary } from "./import/shard-writer";
 
@@ -50,6 +51,7 @@ const api = {
         fileName: file.name,
         numFeatures: inputWidth(plan),
         holdoutFraction: plan.evaluation.holdoutFraction,
+        units: groupsByPatient(plan),
       };
       const row = await importDataset(openDb(), meta, async (sink) => {
         const stats = await parseCsv(file, plan, sink, {
@@ -206,6 +208,7 @@ const api = {
         fileName: `${images.length} image file${images.length === 1 ? "" : "s"}`,
         numFeatures: inputWidth(plan),
         holdoutFraction: plan.evaluation.holdoutFraction,
+        units: groupsByPatient(plan),
       };
       const row = await importDataset(db, meta, async (sink) => {
         const { importImages: readImages, readImageLabels } = await import("./import/image-pipeline");

@@ -7,7 +7,7 @@ const NAMES: Record<string, string> = {
   cpu: "plain JavaScript (slow)",
 };
 
-/** About how long one round takes: every local epoch reads every training example once. */
+/** About how long one round takes, from the examples it reads (epochs × rows, or DP-SGD's steps × batch). */
 export function roundTimeText(seconds: number): string {
   if (!Number.isFinite(seconds)) return "";
   if (seconds < 60) return "under a minute per round";
@@ -19,9 +19,9 @@ export function roundTimeText(seconds: number): string {
  * The backend choice in plain words, with a time per round from the measured speed and the dataset's size
  * ("This computer offers no GPU to the browser; training will use WebAssembly, about 4 minutes per round.").
  */
-export function backendAdvice(choice: BackendChoice, numTrain: number, epochs: number): string {
+export function backendAdvice(choice: BackendChoice, examplesPerRound: number): string {
   const measured = choice.measurements.find((m) => m.backend === choice.backend)?.examplesPerSecond;
-  const time = measured ? `, ${roundTimeText((numTrain * epochs) / measured)}` : "";
+  const time = measured ? `, ${roundTimeText(examplesPerRound / measured)}` : "";
   const name = NAMES[choice.backend] ?? choice.backend;
   if (choice.backend === "webgpu" || choice.backend === "webgl") {
     if (choice.adapter?.fallback) {

@@ -8,6 +8,8 @@ import { stepHeading } from "./steps";
 
 export interface DataSectionState {
   datasetId: string | undefined;
+  /** The dataset's training units (patients, rows or images): DP-SGD's N, for the plan view's ε. */
+  units?: number | undefined;
   /** While training reads the dataset, a new import must not replace it. */
   locked: boolean;
 }
@@ -102,6 +104,7 @@ export async function dataSection(
   const existing = await getCompleteDataset(db, enrollment.federationId);
   if (existing?.planHash === enrollment.planHash) {
     state.datasetId = existing.id;
+    state.units = existing.trainUnits ?? existing.numTrain;
     out.replaceChildren(summaryView(existing, labels, kind));
   }
 
@@ -167,6 +170,7 @@ export async function dataSection(
       ]);
       progress.textContent = "";
       state.datasetId = summary.id;
+      state.units = summary.trainUnits ?? summary.numTrain;
       out.replaceChildren(summaryView(summary, labels, kind));
       void showStorage(false);
     } catch (e) {

@@ -3,9 +3,10 @@ import { importBridge, trainBridge } from "../client/bridges";
 import { CoordinatorClient, CoordinatorError } from "../client/coordinator";
 import { runFederation } from "../client/federation";
 import { INPUT_ERROR_NAMES } from "../core/errors";
-import { parsePlan, planHash } from "../core/plan";
+import { isDpSgd, type Plan, parsePlan, planHash, siteUpdateTraining } from "../core/plan";
+import { dpSgdSchedule } from "../core/privacy/dp-sgd";
 import { getCompleteDataset } from "../store/datasets";
-import type { RoundRow } from "../store/db";
+import type { DatasetRow, RoundRow } from "../store/db";
 import { openDb } from "../store/db";
 import { ledgerOf } from "../store/ledger";
 import { setJoined } from "../store/round-state";
@@ -53,6 +54,20 @@ function errorBox(e: unknown): HTMLElement {
           ? ""
           : "Something went wrong inside fedward (please report it): ";
   return h("p", { class: "error", role: "alert", "data-kind": kind }, lead + err.message);
+}
+
+/** Examples one round reads, for the time estimate: epochs × rows, or a dp-sgd round's steps × q·N. */
+function examplesPerRound(plan: Plan, d: DatasetRow | undefined): number {
+  if (!d) return 0;
+  if (!isDpSgd(plan)) return d.numTrain * siteUpdateTraining(plan).epochs;
+  const units = d.trainUnits ?? d.numTrain;
+  try {
+    const { expectedBatch, steps } = dpSgdSchedule(plan, units);
+    // A unit may hold several examples: scale the expected batch of units to examples.
+    return (steps * expectedBatch * d.numTrain) / units;
+  } catch {
+    return 0; // the plan does not fit this site; the plan view says why
+  }
 }
 
 async function enrollFromInvite(code: string): Promise<string> {
@@ -136,7 +151,7 @@ async function boot(): Promise<void> {
     "Backend: chosen when training starts.",
   );
   const advice = h("p", { "data-testid": "backend-advice" });
-  const progress = trainProgress(enrollment.plan.training.batchSize);
+  const progress = trainProgress(enrollment.plan);
   const lossChart = lazyChart(
     {
       title: "Loss per round",
@@ -194,8 +209,14 @@ async function boot(): Promise<void> {
     steps.update(path);
   };
   joinButton.setAttribute("aria-describedby", "join-why");
-  const dataEl = await dataSection(db, enrollment, importer, data, refresh);
+  const dataEl = await dataSection(db, enrollment, importer, data, () => {
+    planSection.setUnits(data.units);
+    refresh();
+  });
+  // ε of a dp-sgd plan depends on this site's N when the plan fixes an expected batch: shown once imported.
+  const planSection = planView(enrollment.plan, enrollment.planHash, data.units);
 
+  const dpSgd = isDpSgd(enrollment.plan);
   const roundData = new Map<number, RoundRow>();
   const showRound = (row: RoundRow) => {
     roundData.set(row.round, row);
@@ -220,8 +241,9 @@ async function boot(): Promise<void> {
       h("td", {}, pct(row.accuracyAfter)),
       h("td", {}, fmt(row.lossAfter)),
       h("td", {}, row.uploadedBytes ?? "—"),
-      h("td", {}, fmt(row.preClipNorm)),
-      h("td", {}, fmt(row.postClipNorm)),
+      ...(dpSgd
+        ? [h("td", {}, fmt(row.postClipNorm))]
+        : [h("td", {}, fmt(row.preClipNorm)), h("td", {}, fmt(row.postClipNorm))]),
       h("td", {}, fmt(row.sigma, 4)),
       h("td", { class: "hash", title: row.uploadSha256 ?? "" }, row.uploadSha256?.slice(0, 16) ?? "—"),
       h("td", {}, row.uploadedAt ? "sent" : row.notSent ? `not sent: ${row.notSent}` : "—"),
@@ -283,7 +305,7 @@ async function boot(): Promise<void> {
             backendLine.dataset.reason = e.choice.reason;
             backendLine.dataset.fallbackAdapter = String(e.choice.adapter?.fallback ?? false);
             void getCompleteDataset(db, enrollment.federationId).then((d) => {
-              advice.textContent = backendAdvice(e.choice, d?.numTrain ?? 0, enrollment.plan.training.epochs);
+              advice.textContent = backendAdvice(e.choice, examplesPerRound(enrollment.plan, d));
             });
           } else if (e.type === "progress") progress.show(e.round, e.rounds, e.progress);
           else if (e.type === "round") {
@@ -356,7 +378,7 @@ async function boot(): Promise<void> {
         `This computer is enrolled as ${enrollment.siteLabel} at ${enrollment.coordinatorUrl}.`,
       ),
       connectionNotice(enrollment.coordinatorUrl, log.record),
-      planView(enrollment.plan, enrollment.planHash),
+      planSection.element,
       planApproval(db, enrollment, refresh),
     ),
     dataEl,
@@ -399,9 +421,9 @@ async function boot(): Promise<void> {
               "Accuracy after",
               "Held-out loss after",
               "Bytes sent",
-              "Norm before clip",
-              "Norm after clip",
-              "Noise σ",
+              ...(dpSgd
+                ? ["Norm of the update (not clipped: each step was)", "Noise σ per step"]
+                : ["Norm before clip", "Norm after clip", "Noise σ"]),
               "SHA-256 of upload",
               "Upload",
             ].map((t) => h("th", { scope: "col" }, t)),

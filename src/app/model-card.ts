@@ -1,9 +1,10 @@
 import { describeModel } from "../core/model-format";
-import type { Plan } from "../core/plan";
+import { dpSgdPrivacy, isDpSgd, type Plan } from "../core/plan";
 import { formatEpsilon } from "../core/privacy/budget";
 import type { DatasetRow, ReleaseRow, RoundRow } from "../store/db";
 import { countsAgainstBudget } from "../store/ledger";
 import { featuresText, taskText } from "./plan-view";
+import { perUnitText, SITE_LEVEL_LABEL, siteLevelWarning, strengthText, unitWord } from "./privacy-words";
 
 /** Everything the card says comes from the site's own IndexedDB: plan, dataset manifest, rounds, ledger. */
 export interface ModelCardInput {
@@ -37,7 +38,6 @@ const num = (x: number | undefined) => (x === undefined ? "not measured" : x.toF
 /** A plain-language model card in Markdown (it reads as plain text too). */
 export function modelCardText(c: ModelCardInput): string {
   const { plan, dataset: d } = c;
-  const p = plan.privacy;
   const total = d.positives + d.negatives;
   const share = (n: number) => (total ? `${((100 * n) / total).toFixed(1)}%` : "—");
   const sent = c.releases.filter((r) => r.sentAt !== undefined).length;
@@ -63,7 +63,7 @@ export function modelCardText(c: ModelCardInput): string {
     `${total} examples from ${files}: ${d.numTrain} for training, ${d.numHoldout} held out for evaluation ` +
       `(${d.rowsRead} records read, ${d.rowsSkipped} skipped).`,
     `Label balance: ${plan.label.positive} ${d.positives} (${share(d.positives)}), ${plan.label.negative} ${d.negatives} (${share(d.negatives)}).`,
-    "The data never left this site; only clipped, noised model updates did.",
+    `The data never left this site; only model updates did, ${isDpSgd(plan) ? "trained by DP-SGD (clipped and noised at every step)" : "clipped and noised"}.`,
     "",
     "## Sites and rounds",
     `Trained by federated averaging across hospitals coordinated at ${c.coordinatorUrl}: at least ${plan.minSites} ` +
@@ -74,11 +74,7 @@ export function modelCardText(c: ModelCardInput): string {
     `This site sent its update in ${sent} round(s)${withheld.length ? `; it withheld round(s) ${withheld.join(", ")} (not sent)` : ""}.`,
     "",
     "## Privacy",
-    `Each update was clipped to length C = ${p.clipNorm} and noised with the discrete Gaussian mechanism ` +
-      `(noise multiplier z = ${p.noiseMultiplier}).`,
-    `This site spent ε = ${formatEpsilon(c.spent)} of its budget ε = ${formatEpsilon(p.epsilonBudget)} at δ = ${p.delta} ` +
-      "(per patient, for everything this site sent; withheld rounds were never released and are not counted).",
-    "Smaller ε is more private; above about 10 the guarantee is weak.",
+    ...privacyLines(c),
     "",
     "## Performance on this site's held-out data",
     first?.accuracyBefore !== undefined
@@ -98,4 +94,35 @@ export function modelCardText(c: ModelCardInput): string {
     "",
   ];
   return lines.join("\n");
+}
+
+/** The card's privacy section: mechanism, unit, ε spent against the budget, and how strong that is. */
+function privacyLines(c: ModelCardInput): string[] {
+  const { plan } = c;
+  const p = plan.privacy;
+  const unit = unitWord(plan);
+  const spent =
+    `This site spent ε = ${formatEpsilon(c.spent)} ${perUnitText(plan)} of its budget ε = ${formatEpsilon(p.epsilonBudget)} ` +
+    `at δ = ${p.delta} (for everything this site sent; withheld rounds were never released and are not counted).`;
+  if (!isDpSgd(plan))
+    return [
+      `${SITE_LEVEL_LABEL}. Each round's whole update was clipped to length C = ${p.clipNorm} and noised once with ` +
+        `the discrete Gaussian mechanism (noise multiplier z = ${p.noiseMultiplier}, σ = z·2C).`,
+      spent,
+      strengthText(c.spent, plan),
+      siteLevelWarning(plan),
+    ];
+  const d = dpSgdPrivacy(plan);
+  const rate =
+    d.samplingRate !== undefined
+      ? `sampling rate q = ${d.samplingRate}`
+      : `expected batch ${d.expectedBatchSize} of this site's ${unit}s`;
+  return [
+    `DP-SGD: at each of ${d.stepsPerRound} steps per round (${rate}), each ${unit}'s gradient was clipped to ` +
+      `length C = ${p.clipNorm} and discrete Gaussian noise of std σ = z·C = ${(p.noiseMultiplier * p.clipNorm).toPrecision(4)} ` +
+      `(z = ${p.noiseMultiplier}) was added to their sum. The guarantee is for adding or removing one ${unit}; ` +
+      "replacing one can move a step twice as far (2C).",
+    spent,
+    strengthText(c.spent, plan),
+  ];
 }

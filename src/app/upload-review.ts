@@ -54,14 +54,27 @@ export function uploadReview(db: FedwardDb, enrollment: EnrollmentRow): UploadRe
         { id: "upload-review-heading", tabindex: "-1" },
         `Review the update for round ${release.round}`,
       );
-      const rows: [string, string][] = [
-        ["Round", String(release.round)],
-        ["Size", `${release.bytes} bytes`],
-        ["Length of the change before clipping (stays here)", fmt(release.preClipNorm)],
-        ["Length after clipping (at most C)", `${fmt(release.postClipNorm)} (C = ${release.clipNorm})`],
-        ["Noise σ per weight", release.sigma.toPrecision(4)],
-        ["SHA-256 of the exact bytes", release.sha256],
-      ];
+      const rows: [string, string][] =
+        release.mechanism === "dp-sgd"
+          ? [
+              ["Round", String(release.round)],
+              ["Size", `${release.bytes} bytes`],
+              [
+                "How it was trained",
+                `${release.steps} DP-SGD steps; in each, every sampled unit's gradient clipped to C = ${release.clipNorm} ` +
+                  `and noise of σ = ${release.sigma.toPrecision(4)} per weight added to their sum (sampling rate q = ${release.samplingRate?.toPrecision(3)})`,
+              ],
+              ["Length of the change (not clipped again: each step was)", fmt(release.postClipNorm)],
+              ["SHA-256 of the exact bytes", release.sha256],
+            ]
+          : [
+              ["Round", String(release.round)],
+              ["Size", `${release.bytes} bytes`],
+              ["Length of the change before clipping (stays here)", fmt(release.preClipNorm)],
+              ["Length after clipping (at most C)", `${fmt(release.postClipNorm)} (C = ${release.clipNorm})`],
+              ["Noise σ per weight", release.sigma.toPrecision(4)],
+              ["SHA-256 of the exact bytes", release.sha256],
+            ];
       panel.replaceChildren(
         h(
           "div",

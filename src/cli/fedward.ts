@@ -1,3 +1,4 @@
+import { runAuditCli } from "./audit";
 import { runInspectCli } from "./inspect";
 import { type CliResult, runPrivacyCli, USAGE_ERROR } from "./privacy";
 
@@ -8,8 +9,9 @@ import { type CliResult, runPrivacyCli, USAGE_ERROR } from "./privacy";
 export const USAGE = `Usage: fedward <command> [options]
 
 Commands:
-  privacy    epsilon of a federation's Gaussian noise, or the noise multiplier for a target epsilon
+  privacy    epsilon of a plan (per patient, row or image) or of Gaussian noise, or the noise multiplier for a target
   inspect    a dry run of a site's import: what a plan would read from these files
+  audit      an empirical epsilon lower bound (one-run audit) on a site's own data, next to the proven epsilon
 
 Run "fedward <command> --help" for a command's options.
 `;
@@ -17,6 +19,7 @@ Run "fedward <command> --help" for a command's options.
 const COMMANDS: Record<string, (argv: string[]) => CliResult | Promise<CliResult>> = {
   privacy: runPrivacyCli,
   inspect: runInspectCli,
+  audit: runAuditCli,
 };
 
 /** Runs `fedward` on its arguments (without node and the script). */

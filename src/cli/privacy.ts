@@ -1,5 +1,15 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { gdpEpsilon, noiseMultiplierForEpsilon, rdpEpsilon } from "../core/privacy/accounting";
+import { InputError } from "../core/errors";
+import { dpSgdPrivacy, isDpSgd, type Plan, PlanError, parsePlan, privacyUnit } from "../core/plan";
+import {
+  gdpEpsilon,
+  INTEGER_RDP_ORDERS,
+  noiseMultiplierForEpsilon,
+  rdpEpsilon,
+} from "../core/privacy/accounting";
+import { planPrivacy } from "../core/privacy/budget";
+import { dpSgdSchedule } from "../core/privacy/dp-sgd";
 
 /** What a CLI run produced; the caller writes it out and exits with `code`. */
 export interface CliResult {
@@ -11,10 +21,25 @@ export interface CliResult {
 /** Exit code for a usage error: a missing, unknown or malformed flag. */
 export const USAGE_ERROR = 2;
 
-export const PRIVACY_USAGE = `Usage: fedward privacy --noise-multiplier Z --rounds T --delta D [--sampling-rate Q] [--steps-per-round S]
+/** Exit code for a plan file that cannot be read or used at this site (as `fedward inspect`). */
+export const INPUT_ERROR = 1;
+
+export const PRIVACY_USAGE = `Usage: fedward privacy --plan PLAN.json --examples N [--target-epsilon E]
+       fedward privacy --noise-multiplier Z --rounds T --delta D [--sampling-rate Q] [--steps-per-round S]
        fedward privacy --target-epsilon E --rounds T --delta D [--sampling-rate Q] [--steps-per-round S]
 
-Privacy of T x S Gaussian releases with noise multiplier Z (noise std over L2 sensitivity).
+With --plan, the privacy of a federation plan at a site with N training units (patients, rows or images,
+as the plan's unit says; a dp-sgd plan's q is its expectedBatchSize over N). Prints
+  mechanism=<dp-sgd | site-update>
+  unit=<patient | row | image | site> adjacency=<add-remove-one | replace-one> delta=<the plan's delta>
+  round=<r> epsilon=<eps>  epsilon after rounds 1..r, one line per round
+  epsilon=<eps>            epsilon after all of the plan's rounds, per unit
+and with --target-epsilon, instead of the epsilon lines,
+  noise_multiplier=<z>     the smallest privacy.noiseMultiplier meeting E over the whole plan at this N
+A dp-sgd plan is accounted by Renyi DP at integer orders; a site-update plan (site-level noise only: the
+unit is the site's whole dataset) exactly by Gaussian DP. N is only needed for a dp-sgd plan.
+
+Without --plan: privacy of T x S Gaussian releases with noise multiplier Z (noise std over L2 sensitivity).
 With --noise-multiplier, prints
   epsilon_exact=<eps>      exact, by Gaussian DP (only without sampling, Q = 1)
   epsilon_rdp=<eps>        by Renyi DP with Poisson sampling at rate Q (default 1)
@@ -23,6 +48,8 @@ With --target-epsilon, prints
 `;
 
 const OPTIONS = {
+  plan: { type: "string" },
+  examples: { type: "string" },
   "noise-multiplier": { type: "string" },
   "target-epsilon": { type: "string" },
   rounds: { type: "string" },
@@ -117,18 +144,96 @@ function answer(query: Query): string[] {
   return lines;
 }
 
-/** `fedward privacy ...`: pure, so tests call it directly; fedward.ts does the I/O. */
+/** delta as the other tools print it: 1e-05, 0.001. */
+export function formatDelta(delta: number): string {
+  if (delta >= 1e-3) return String(delta);
+  const [mantissa, exponent] = delta.toExponential().split("e") as [string, string];
+  const sign = exponent.startsWith("-") ? "-" : "+";
+  return `${mantissa}e${sign}${exponent.replace(/^[-+]/, "").padStart(2, "0")}`;
+}
+
+/** A plan file the user named, read and validated; its problems are the user's to fix (exit 1). */
+class PlanFileError extends Error {}
+
+function readPlanFile(file: string): Plan {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new PlanFileError(`cannot read the plan file ${file}: ${(error as Error).message}.`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new PlanFileError(`the plan file ${file} is not JSON: ${(error as Error).message}.`);
+  }
+  return parsePlan(json, `plan ${file}`);
+}
+
+/** The flags that a plan fixes itself, refused next to --plan so that nothing is silently ignored. */
+const FIXED_BY_PLAN = ["noise-multiplier", "rounds", "steps-per-round", "delta", "sampling-rate"] as const;
+
+/** `--plan PLAN.json --examples N [--target-epsilon E]`: the plan's epsilon (or z for E) at this site. */
+function answerPlan(values: Partial<Record<keyof typeof OPTIONS, string | boolean>>): string[] {
+  const text = (flag: keyof typeof OPTIONS) => values[flag] as string | undefined;
+  const fixed = FIXED_BY_PLAN.find((flag) => text(flag) !== undefined);
+  if (fixed !== undefined)
+    throw new UsageError(`--${fixed} cannot be given with --plan: the plan fixes it (privacy and rounds).`);
+  const targetEpsilon =
+    text("target-epsilon") === undefined
+      ? undefined
+      : parseNumber("target-epsilon", text("target-epsilon"), isPositive, "a number above 0, e.g. 3");
+  const plan = readPlanFile(text("plan") as string);
+  const dp = isDpSgd(plan);
+  if (dp && text("examples") === undefined)
+    throw new UsageError(
+      "--examples is required for a dp-sgd plan: give the site's number of training units (its N).",
+    );
+  const units =
+    text("examples") === undefined
+      ? 1
+      : parseNumber("examples", text("examples"), isCount, "a whole number of training units, 1 or more");
+  const { delta } = plan.privacy;
+  const lines = dp
+    ? ["mechanism=dp-sgd", `unit=${privacyUnit(plan)} adjacency=add-remove-one delta=${formatDelta(delta)}`]
+    : ["mechanism=site-update", `unit=site adjacency=replace-one delta=${formatDelta(delta)}`];
+  if (targetEpsilon !== undefined) {
+    const z = dp
+      ? noiseMultiplierForEpsilon({
+          targetEpsilon,
+          steps: plan.rounds * dpSgdPrivacy(plan).stepsPerRound,
+          delta,
+          samplingRate: dpSgdSchedule(plan, units).samplingRate,
+          orders: INTEGER_RDP_ORDERS,
+        })
+      : noiseMultiplierForEpsilon({ targetEpsilon, steps: plan.rounds, delta });
+    return [...lines, `noise_multiplier=${formatNumber(z)}`];
+  }
+  const { epsilonPerRound, epsilonAllRounds } = planPrivacy(plan, units);
+  return [
+    ...lines,
+    ...epsilonPerRound.map((e, i) => `round=${i + 1} epsilon=${formatNumber(e)}`),
+    `epsilon=${formatNumber(epsilonAllRounds)}`,
+  ];
+}
+
+/** `fedward privacy ...`: pure but for reading a --plan file, so tests call it directly; fedward.ts does the rest. */
 export function runPrivacyCli(argv: string[]): CliResult {
   try {
     const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
     if (values.help) return { code: 0, stdout: PRIVACY_USAGE, stderr: "" };
-    const lines = answer(readQuery(values));
+    if (values.plan === undefined && values.examples !== undefined)
+      throw new UsageError("--examples goes with --plan: give the plan file too.");
+    const lines = values.plan === undefined ? answer(readQuery(values)) : answerPlan(values);
     return { code: 0, stdout: `${lines.join("\n")}\n`, stderr: "" };
   } catch (error) {
     if (error instanceof UsageError || error instanceof RangeError || isParseArgsError(error)) {
       const message = `fedward privacy: ${(error as Error).message}\nRun "fedward privacy --help" for usage.\n`;
       return { code: USAGE_ERROR, stdout: "", stderr: message };
     }
+    if (error instanceof PlanFileError || error instanceof PlanError || error instanceof InputError)
+      return { code: INPUT_ERROR, stdout: "", stderr: `fedward privacy: ${error.message}\n` };
     throw error;
   }
 }

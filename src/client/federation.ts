@@ -1,9 +1,12 @@
 import { proxy } from "comlink";
 import type { BackendChoice, BackendPreference } from "../../workers/train/backends";
 import type { TrainProgress } from "../../workers/train/trainer";
-import type { TrainWorkerApi } from "../../workers/train.worker";
-import { paramCount } from "../core/plan";
-import { checkBudget, formatEpsilon, refusalText } from "../core/privacy/budget";
+import type { FitRelease, TrainWorkerApi } from "../../workers/train.worker";
+import { InputError } from "../core/errors";
+import { dpSgdPrivacy, isDpSgd, type Plan, paramCount, siteUpdateTraining } from "../core/plan";
+import { type BudgetCheck, checkBudget, formatEpsilon, refusalText } from "../core/privacy/budget";
+import { dpSgdGrid, dpSgdSchedule } from "../core/privacy/dp-sgd";
+import { noiseStd } from "../core/privacy/mechanism";
 import { sha256Hex } from "../core/sha256";
 import { encodeVector, WireKind } from "../core/wire";
 import type { EnrollmentRow, FedwardDb, ReleaseRow, RoundRow } from "../store/db";
@@ -11,6 +14,7 @@ import {
   approveRelease,
   countsAgainstBudget,
   ledgerOf,
+  releaseCost,
   releaseFor,
   settleRelease,
   withholdRelease,
@@ -196,10 +200,19 @@ export async function runFederation(run: FederationRun): Promise<void> {
       });
     } else {
       const past = await reportPrivacy(db, enrollment, onEvent);
-      const check = checkBudget(
-        plan.privacy,
-        past.filter(countsAgainstBudget).map((r) => r.noiseMultiplier),
-      );
+      // N, this site's training units (patients), sets a dp-sgd round's sampling rate and so its cost.
+      const units = await trainUnits(db, run.datasetId);
+      let check: BudgetCheck;
+      try {
+        check = checkBudget(plan, units, past.filter(countsAgainstBudget).map(releaseCost));
+      } catch (e) {
+        // The plan's expected batch does not fit this site's data (below 1 or above N): it cannot take part.
+        if (!(e instanceof InputError)) throw e;
+        const notSent = "the plan's batch does not fit this site's data";
+        onEvent({ type: "round", row: await updateRound(db, federationId, round, { notSent }) });
+        onEvent({ type: "stopped", text: e.message });
+        return;
+      }
       if (!check.allowed) {
         const text = refusalText(check, round);
         const notSent = `privacy budget (ε would reach ${formatEpsilon(check.after)} > ${formatEpsilon(check.budget)})`;
@@ -207,7 +220,14 @@ export async function runFederation(run: FederationRun): Promise<void> {
         onEvent({ type: "stopped", text });
         return;
       }
-      release = await trainAndRelease(run, round, now.rounds, evaluatedVersion !== round - 1, check.after);
+      release = await trainAndRelease(
+        run,
+        round,
+        now.rounds,
+        evaluatedVersion !== round - 1,
+        check.after,
+        units,
+      );
       evaluatedVersion = round - 1;
       if (!release) continue;
       await reportPrivacy(db, enrollment, onEvent);
@@ -227,7 +247,9 @@ export async function runFederation(run: FederationRun): Promise<void> {
       }
       await approveRelease(db, federationId, round);
     }
-    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: sending the clipped, noised update…` });
+    const what =
+      release.mechanism === "dp-sgd" ? "update (noised at every training step)" : "clipped, noised update";
+    onEvent({ type: "status", text: `Round ${round} of ${now.rounds}: sending the ${what}…` });
     if (!release.body) {
       // Accepted before, so its bytes were dropped; a fresh release would spend the budget a second time.
       throw new CoordinatorError(
@@ -256,6 +278,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
     rounds: number,
     evaluateFirst: boolean,
     epsilonAfter: number,
+    units: number,
   ): Promise<ReleaseRow | undefined> {
     onEvent({ type: "status", text: `Round ${round} of ${rounds}: downloading the global model…` });
     const global = await read("the global model", () => client.model(federationId, round - 1, count));
@@ -274,7 +297,9 @@ export async function runFederation(run: FederationRun): Promise<void> {
       round,
       rounds,
       modelVersion: round - 1,
-      epochs: plan.training.epochs,
+      ...(isDpSgd(plan)
+        ? { epochs: dpSgdPrivacy(plan).stepsPerRound, mechanism: "dp-sgd" as const }
+        : { epochs: siteUpdateTraining(plan).epochs }),
       optimizer: plan.training.optimizer,
       count,
     });
@@ -288,6 +313,8 @@ export async function runFederation(run: FederationRun): Promise<void> {
     );
     const out = await call(trainer.fit(global, run.datasetId, onProgress, resume.checkpoint));
     const { released } = out;
+    // What the ledger and the budget rely on must be what the plan asked of this site: checked, not trusted.
+    const recorded = releaseTerms(plan, units, count, released);
     // Site sizes are not disclosed: the coordinator averages unweighted and gets numExamples = 0.
     const body = encodeVector({ kind: WireKind.update, round, numExamples: 0, values: released.delta });
     const sha256 = await sha256Hex(body);
@@ -322,6 +349,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
       clipNorm: released.clipNorm,
       sigma: released.sigma,
       grid: released.grid,
+      ...recorded,
       delta: plan.privacy.delta,
       epsilonAfter,
       preClipNorm: released.preClipNorm,
@@ -336,6 +364,58 @@ export async function runFederation(run: FederationRun): Promise<void> {
     await recordReleaseDroppingCheckpoint(db, release);
     return release;
   }
+}
+
+/** N for the budget check: the site's training units as the import counted them (imports before units: rows). */
+async function trainUnits(db: FedwardDb, datasetId: string): Promise<number> {
+  const dataset = await db.datasets.get(datasetId);
+  return dataset?.trainUnits ?? dataset?.numTrain ?? 0;
+}
+
+/**
+ * The ledger fields of a dp-sgd release, after checking that the worker trained under the plan's terms at
+ * this site: its steps, sampling rate, units, z, C, sigma = z C and grid. A worker that noised less than the
+ * plan promises (or released by the other mechanism) is our bug, and nothing of it may be recorded or sent.
+ */
+function releaseTerms(
+  plan: Plan,
+  units: number,
+  count: number,
+  released: FitRelease["released"],
+): Pick<ReleaseRow, "mechanism" | "steps" | "samplingRate" | "units"> {
+  const dpSgd = isDpSgd(plan);
+  const { clipNorm, noiseMultiplier } = plan.privacy;
+  if (!("mechanism" in released)) {
+    if (!dpSgd && released.clipNorm === clipNorm && released.sigma === noiseStd(plan.privacy)) return {};
+    throw mismatch("a site-update release", plan);
+  }
+  if (!dpSgd) throw mismatch("a dp-sgd release", plan);
+  const schedule = dpSgdSchedule(plan, units);
+  const { grid, sigma } = dpSgdGrid({ clipNorm, noiseMultiplier }, count);
+  const expected = {
+    steps: schedule.steps,
+    samplingRate: schedule.samplingRate,
+    units,
+    noiseMultiplier,
+    clipNorm,
+    sigma,
+    grid,
+  };
+  const wrong = Object.entries(expected).filter(([k, v]) => released[k as keyof typeof expected] !== v);
+  if (wrong.length > 0) {
+    const got = wrong
+      .map(([k, v]) => `${k} ${released[k as keyof typeof expected]} instead of ${v}`)
+      .join(", ");
+    throw mismatch(`a release with ${got}`, plan);
+  }
+  return { mechanism: "dp-sgd", steps: schedule.steps, samplingRate: schedule.samplingRate, units };
+}
+
+function mismatch(what: string, plan: Plan): Error {
+  return new Error(
+    `The training worker made ${what}, not what the plan (${plan.privacy.mechanism ?? "site-update"}) asks; ` +
+      "nothing was recorded or sent. This is a bug in fedward.",
+  );
 }
 
 /** Retries a coordinator read through "try again" errors with backoff, telling the clinician. */

@@ -1,4 +1,5 @@
 import type { FitCheckpoint } from "../../workers/train.worker";
+import type { Plan } from "../core/plan";
 import type { FedwardDb } from "../store/db";
 import { checkpointOf, dropCheckpoints } from "../store/round-state";
 
@@ -11,8 +12,10 @@ export interface RoundStart {
   rounds: number;
   /** The global model version the round trains from. */
   modelVersion: number;
+  /** The plan's epochs per round; a dp-sgd plan's steps per round (then `mechanism` is "dp-sgd"). */
   epochs: number;
-  optimizer: "sgd" | "adam";
+  mechanism?: "dp-sgd";
+  optimizer: Plan["training"]["optimizer"];
   /** The plan's number of weights. */
   count: number;
 }
@@ -28,14 +31,16 @@ export interface ResumeDecision {
  * Decides how a round's training starts after the page was away (reload, closed tab, sleep, crash). A saved
  * checkpoint is used only for the same round, from the same global model version, plan, dataset and
  * optimizer; anything else is dropped, and the clinician is told why, in plain words. The optimizer starts
- * afresh at the saved epoch (Adam's moments are not saved).
+ * afresh at the saved epoch (Adam's moments are not saved). A dp-sgd round counts steps instead of epochs:
+ * its checkpoint must be a dp-sgd one with the plan's steps per round.
  */
 export async function resumePoint(db: FedwardDb, start: RoundStart): Promise<ResumeDecision> {
   const { federationId, round, rounds, modelVersion } = start;
   const checkpoint: FitCheckpoint = { federationId, round, modelVersion, planHash: start.planHash };
   const saved = await checkpointOf(db, federationId);
   if (!saved) return { checkpoint };
-  const kept = `epoch ${saved.epoch} of ${saved.epochs}`;
+  const unit = saved.mechanism === "dp-sgd" ? "step" : "epoch";
+  const kept = `${unit} ${saved.epoch} of ${saved.epochs}`;
   let dropped: string | undefined;
   if (saved.round < round) {
     dropped =
@@ -51,6 +56,7 @@ export async function resumePoint(db: FedwardDb, start: RoundStart): Promise<Res
   } else if (
     saved.planHash !== start.planHash ||
     saved.epochs !== start.epochs ||
+    saved.mechanism !== start.mechanism ||
     saved.optimizer !== start.optimizer ||
     saved.weights.length !== start.count
   ) {

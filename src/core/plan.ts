@@ -54,6 +54,9 @@ const csvSchema = z
     // "auto" (the default) decides per file from its first data row, so sites in different locales can
     // share one plan; "," reads 1,5 as 1.5.
     decimal: z.enum([".", ",", "auto"]).optional(),
+    // Rows with the same value in this column are one patient: DP-SGD samples and clips per patient, not per
+    // row. The value is hashed in the worker and never leaves it; it must not be a feature or the label.
+    patientColumn: z.string().min(1).optional(),
   })
   .strict();
 
@@ -167,14 +170,21 @@ const planShape = z
     model: z.discriminatedUnion("type", [mlpSchema, cnnSchema]),
     training: z
       .object({
-        epochs: z.number().int().positive().max(100),
-        batchSize: z.number().int().positive().max(4096),
-        optimizer: z.enum(["sgd", "adam"]),
+        // Site-update plans only (required there, refused in a dp-sgd plan, which counts steps instead).
+        epochs: z.number().int().positive().max(100).optional(),
+        batchSize: z.number().int().positive().max(4096).optional(),
+        optimizer: z.enum(["sgd", "momentum", "adam"]),
         learningRate: z.number().positive().max(10),
+        // "momentum" only: heavy ball as torch.optim.SGD, v = mu v + g, w -= lr v (default DEFAULT_MOMENTUM).
+        momentum: z.number().gt(0).lt(1).optional(),
       })
       .strict(),
     privacy: z
       .object({
+        // Absent: "site-update" (every plan made before DP-SGD), so those plans keep their hash.
+        // "site-update": each site clips its whole round update to clipNorm and adds noise z * 2C once.
+        // "dp-sgd": each step clips every unit's (patient's) gradient to clipNorm and adds noise z * C.
+        mechanism: z.enum(["dp-sgd", "site-update"]).optional(),
         clipNorm: z.number().positive().finite(),
         // Zero would send the clipped delta without noise: no privacy at all, so a plan cannot ask for it.
         noiseMultiplier: z.number().positive().finite(),
@@ -182,6 +192,11 @@ const planShape = z
         // Each site stops taking part before its own releases in this federation would spend more than
         // this, at the plan's delta (src/core/privacy/budget.ts).
         epsilonBudget: z.number().positive().finite(),
+        // dp-sgd only: noised steps per round, and each unit's chance to be in a step's batch, given either
+        // as the rate q or as the expected batch size B (then q = B / N at a site with N units).
+        stepsPerRound: z.number().int().min(1).max(100000).optional(),
+        samplingRate: z.number().gt(0).max(1).optional(),
+        expectedBatchSize: z.number().int().min(1).max(10_000_000).optional(),
       })
       .strict(),
     evaluation: z
@@ -212,6 +227,7 @@ export const planSchema = planShape.superRefine((plan, ctx) => {
     else checkCsvPlan(plan, ctx);
   }
   checkModel(plan, ctx);
+  checkMechanism(plan, ctx);
   // A feature's name and its column must each be unique.
   for (const key of ["name", "column"] as const) {
     const seen = new Set<string>();
@@ -235,17 +251,26 @@ export const planSchema = planShape.superRefine((plan, ctx) => {
       message: "the label column is also a feature",
     });
   }
+  const patientColumn = plan.csv?.patientColumn;
+  if (patientColumn !== undefined) {
+    const clash = columns.has(patientColumn)
+      ? "is also a feature column: a patient identifier must not be a model input"
+      : patientColumn === plan.label.column
+        ? "is also the label column"
+        : undefined;
+    if (clash) ctx.addIssue({ code: "custom", path: ["csv", "patientColumn"], message: clash });
+  }
   const listed = plan.csv?.columns;
   if (listed) {
     if (new Set(listed).size !== listed.length) {
       ctx.addIssue({ code: "custom", path: ["csv", "columns"], message: "column names must be unique" });
     }
-    for (const column of [...columns, plan.label.column ?? ""]) {
+    for (const column of [...columns, plan.label.column ?? "", ...(patientColumn ? [patientColumn] : [])]) {
       if (!listed.includes(column)) {
         ctx.addIssue({
           code: "custom",
           path: ["csv", "columns"],
-          message: `does not list "${column}", which the features or the label read`,
+          message: `does not list "${column}", which the features, the label or csv.patientColumn read`,
         });
       }
     }
@@ -307,6 +332,59 @@ function checkImagePlan(plan: PlanShape, image: ImageSpec, ctx: z.RefinementCtx)
     if (image.frame !== undefined)
       issue(["image", "frame"], 'selects a frame of multi-frame DICOM files; use it with source "dicom"');
   }
+}
+
+/**
+ * The two privacy mechanisms train differently: a site-update plan runs epochs of minibatches and noises the
+ * round's update once; a dp-sgd plan runs stepsPerRound Poisson-sampled steps, each noised. Each refuses the
+ * other's fields, so a plan says one thing only.
+ */
+function checkMechanism(plan: PlanShape, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: "custom", path, message });
+  const { training, privacy } = plan;
+  if (training.momentum !== undefined && training.optimizer !== "momentum")
+    issue(
+      ["training", "momentum"],
+      `is used only with optimizer "momentum", not "${training.optimizer}": remove it or change the optimizer`,
+    );
+  if (privacy.mechanism === "dp-sgd") {
+    for (const field of ["epochs", "batchSize"] as const)
+      if (training[field] !== undefined)
+        issue(
+          ["training", field],
+          "is not used by a dp-sgd plan, which trains privacy.stepsPerRound Poisson-sampled steps per round: remove it",
+        );
+    if (privacy.stepsPerRound === undefined)
+      issue(
+        ["privacy", "stepsPerRound"],
+        "is required in a dp-sgd plan: the number of noised steps per round",
+      );
+    const hasRate = privacy.samplingRate !== undefined;
+    if (hasRate === (privacy.expectedBatchSize !== undefined))
+      issue(
+        ["privacy", hasRate ? "expectedBatchSize" : "samplingRate"],
+        hasRate
+          ? "cannot be given with privacy.samplingRate: give exactly one of the two"
+          : "is required in a dp-sgd plan, unless privacy.expectedBatchSize is given: give exactly one of the two",
+      );
+    return;
+  }
+  for (const field of ["epochs", "batchSize"] as const)
+    if (training[field] === undefined)
+      issue(["training", field], 'is required (unless privacy.mechanism is "dp-sgd")');
+  // The site-update trainer (tfjs's own optimizers, workers/train/model.ts) has sgd and adam only.
+  if (training.optimizer === "momentum")
+    issue(
+      ["training", "optimizer"],
+      'is "momentum", which only a dp-sgd plan trains with: use "sgd" or "adam", or set privacy.mechanism to "dp-sgd"',
+    );
+  for (const field of ["stepsPerRound", "samplingRate", "expectedBatchSize"] as const)
+    if (privacy[field] !== undefined)
+      issue(
+        ["privacy", field],
+        'is used only by a dp-sgd plan: set privacy.mechanism to "dp-sgd" or remove it',
+      );
 }
 
 /**
@@ -426,6 +504,49 @@ export function csvColumn(owner: { column?: string | undefined }): string {
   if (owner.column === undefined)
     throw new Error("A CSV column was asked of a cohort plan; this is a bug in fedward.");
   return owner.column;
+}
+
+/** Heavy-ball momentum when a "momentum" plan does not give training.momentum (torch.optim.SGD's usual 0.9). */
+export const DEFAULT_MOMENTUM = 0.9;
+
+/** Whether the plan trains by DP-SGD (per-unit clipping and noise at every step) rather than site-update. */
+export function isDpSgd(plan: Plan): boolean {
+  return plan.privacy.mechanism === "dp-sgd";
+}
+
+/**
+ * What one unit of privacy is: the guarantee covers adding or removing one patient, one CSV row or one image.
+ * A cohort is one example per patient; a CSV plan has patients only when csv.patientColumn groups its rows;
+ * a DICOM plan groups files by PatientID (a file without one is its own patient); PNG/JPEG files are images.
+ */
+export function privacyUnit(plan: Plan): "patient" | "row" | "image" {
+  if (plan.cohort) return "patient";
+  if (plan.image) return plan.image.source === "dicom" ? "patient" : "image";
+  return plan.csv?.patientColumn !== undefined ? "patient" : "row";
+}
+
+/** A site-update plan's training settings, epochs and batch size present (validation guarantees them). */
+export type SiteUpdateTraining = Plan["training"] & { epochs: number; batchSize: number };
+
+/** The epochs and batch size of a site-update plan; a dp-sgd plan has neither, so asking is our bug. */
+export function siteUpdateTraining(plan: Plan): SiteUpdateTraining {
+  const { epochs, batchSize } = plan.training;
+  if (isDpSgd(plan) || epochs === undefined || batchSize === undefined)
+    throw new Error(
+      "Epochs and batch size were asked of a dp-sgd plan, which trains by steps; this is a bug in fedward.",
+    );
+  return { ...plan.training, epochs, batchSize };
+}
+
+/** A dp-sgd plan's privacy settings, stepsPerRound present and exactly one of samplingRate / expectedBatchSize. */
+export type DpSgdPrivacy = Plan["privacy"] & { mechanism: "dp-sgd"; stepsPerRound: number };
+
+/** The privacy settings of a dp-sgd plan; asking a site-update plan is our bug. */
+export function dpSgdPrivacy(plan: Plan): DpSgdPrivacy {
+  const { privacy } = plan;
+  if (privacy.mechanism !== "dp-sgd" || privacy.stepsPerRound === undefined)
+    throw new Error("DP-SGD settings were asked of a site-update plan; this is a bug in fedward.");
+  return { ...privacy, mechanism: "dp-sgd", stepsPerRound: privacy.stepsPerRound };
 }
 
 export class PlanError extends Error {

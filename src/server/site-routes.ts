@@ -1,7 +1,8 @@
 import { Transform } from "node:stream";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { tfjsModelJson, tfjsWeightsBin } from "../core/model-format";
-import { paramCount } from "../core/plan";
+import { isDpSgd, paramCount } from "../core/plan";
+import { maxDpSgdDeltaNorm } from "../core/privacy/dp-sgd";
 import { maxReleasedNorm } from "../core/privacy/mechanism";
 import type { MetricsReport } from "../core/protocol";
 import { l2Norm } from "../core/vector";
@@ -151,12 +152,19 @@ export function siteRoutes(storage: Storage) {
           );
         }
         const norm = l2Norm(update.values);
-        const bound = maxReleasedNorm(federation.plan.privacy, update.values.length);
+        const { plan } = federation;
+        // DP-SGD: the most an honest round's steps can move the weights; site-update: the clipped, noised delta.
+        const bound = isDpSgd(plan)
+          ? maxDpSgdDeltaNorm(plan, update.values.length)
+          : maxReleasedNorm(plan.privacy, update.values.length);
         if (norm > bound) {
+          const most = isDpSgd(plan)
+            ? `the most an honest DP-SGD round of this plan can reach (${plan.privacy.stepsPerRound} steps of ` +
+              `gradients clipped to ${plan.privacy.clipNorm}, with the plan's noise and learning rate)`
+            : `the most a delta clipped to ${plan.privacy.clipNorm} with the plan's noise can reach`;
           throw new HttpError(
             400,
-            `The update's L2 norm is ${norm.toPrecision(6)}, above ${bound.toPrecision(6)}, the most a delta ` +
-              `clipped to ${federation.plan.privacy.clipNorm} with the plan's noise can reach: it was not clipped.`,
+            `The update's L2 norm is ${norm.toPrecision(6)}, above ${bound.toPrecision(6)}, ${most}: it was not clipped.`,
           );
         }
         if (update.numExamples > INT32_MAX) {

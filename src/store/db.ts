@@ -59,6 +59,11 @@ export interface DatasetRow {
   /** At most MAX_PROBLEMS problems are kept; problemCount is the full count. */
   problems: ImportProblem[];
   problemCount: number;
+  /**
+   * Units of privacy (patients; rows or images where the plan has no patients) in the train split, the N of
+   * DP-SGD's sampling rate and accounting. Absent (imports before units): every example is its own unit.
+   */
+  trainUnits?: number;
 }
 
 /** One imported file in a dataset's manifest: enough to tell whether a re-import is the same file. */
@@ -90,6 +95,12 @@ export interface ShardRow {
   count: number;
   x: Float32Array;
   y: Float32Array;
+  /**
+   * Per example, the number of the unit (patient) it belongs to: 0-based, dataset-wide, assigned in order of
+   * first appearance by the import worker and never derived from an identifier's value. All of a unit's
+   * examples are in one split. Absent: every example is its own unit.
+   */
+  unit?: Uint32Array;
 }
 
 /** Per-round history the site keeps for itself (evaluations and what left). */
@@ -111,7 +122,10 @@ export interface RoundRow {
   examplesPerSecond?: number;
   /** Why this round's release was not sent (the round closed before it was ready). */
   notSent?: string;
-  /** Epochs already done by a checkpoint when training of this round resumed (after a reload or a closed tab). */
+  /**
+   * Epochs already done by a checkpoint when training of this round resumed (after a reload or a closed tab);
+   * in a dp-sgd round, the steps already done.
+   */
   resumedFromEpoch?: number;
 }
 
@@ -129,14 +143,19 @@ export interface CheckpointRow {
   planHash: string;
   /** The dataset trained on; a new import starts the round over. */
   datasetId: string;
-  /** Epochs completed: training resumes at epoch + 1 of `epochs`. */
+  /**
+   * Epochs completed: training resumes at epoch + 1 of `epochs`. In a dp-sgd round (`mechanism`), steps
+   * completed of the plan's steps per round.
+   */
   epoch: number;
   epochs: number;
+  /** "dp-sgd" when `epoch` counts DP-SGD steps; absent in site-update rounds (and rows made before DP-SGD). */
+  mechanism?: "dp-sgd";
   /**
-   * The plan's optimizer. Adam's moments are not saved: every fit starts a fresh optimizer by design
-   * (workers/train/model.ts resetOptimizer), and a resumed round starts a fresh one at the saved epoch.
+   * The plan's optimizer. Adam's and momentum's state is not saved: every fit starts a fresh optimizer by
+   * design (workers/train/model.ts resetOptimizer), and a resumed round starts a fresh one at the saved epoch.
    */
-  optimizer: "sgd" | "adam";
+  optimizer: Plan["training"]["optimizer"];
   /** All of the model's weights, flat (the plan's weight order), read with `await data()`. */
   weights: Float32Array;
   /** Training loss of the last batch before the checkpoint. */
@@ -153,15 +172,27 @@ export interface ReleaseRow {
   federationId: string;
   round: number;
   planHash: string;
-  /** The plan's noise multiplier z, clip norm C, noise std sigma = 2zC and the power-of-two grid. */
+  /**
+   * The plan's noise multiplier z, clip norm C, noise std and power-of-two grid. Site-update rows: sigma = 2zC
+   * on the whole update. dp-sgd rows: sigma = zC and the grid of each step's clipped sum, C per unit.
+   */
   noiseMultiplier: number;
   clipNorm: number;
   sigma: number;
   grid: number;
   delta: number;
+  /** "dp-sgd" for a DP-SGD round; absent: the site-update mechanism (every row made before DP-SGD). */
+  mechanism?: "dp-sgd";
+  /** dp-sgd rows: noised steps of the round, each unit's sampling rate q, and the site's units N then. */
+  steps?: number;
+  samplingRate?: number;
+  units?: number;
   /** epsilon of all this site's releases in this federation up to and including this one, at delta. */
   epsilonAfter: number;
-  /** Norms at the site; the pre-clip norm never leaves (it depends on the data beyond the clipped delta). */
+  /**
+   * Norms at the site; the pre-clip norm never leaves (it depends on the data beyond the clipped delta). A
+   * dp-sgd round clips per unit at each step, not the delta: both are the uploaded delta's norm.
+   */
   preClipNorm: number;
   postClipNorm: number;
   /** Exactly what is uploaded (wire format), its size and SHA-256; the bytes are dropped once accepted. */

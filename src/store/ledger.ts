@@ -1,4 +1,4 @@
-import { exactGaussianEpsilon } from "../core/privacy/accounting";
+import { epsilonSpent, type ReleaseCost } from "../core/privacy/budget";
 import type { FedwardDb, ReleaseRow } from "./db";
 
 /** This site's releases in one federation, in round order. */
@@ -24,11 +24,23 @@ export async function ledgerOf(
   delta: number,
 ): Promise<{ releases: ReleaseRow[]; spent: number }> {
   const releases = await releasesOf(db, federationId);
-  const spent = exactGaussianEpsilon(
-    releases.filter(countsAgainstBudget).map((r) => r.noiseMultiplier),
-    delta,
-  );
+  const spent = epsilonSpent(releases.filter(countsAgainstBudget).map(releaseCost), delta);
   return { releases, spent };
+}
+
+/** What a ledger row cost, for the accountant (src/core/privacy/budget.ts). */
+export function releaseCost(r: ReleaseRow): ReleaseCost {
+  if (r.mechanism !== "dp-sgd") return { mechanism: "site-update", noiseMultiplier: r.noiseMultiplier };
+  if (r.samplingRate === undefined || r.steps === undefined)
+    throw new Error(
+      `The ledger row of round ${r.round} is a dp-sgd release without its sampling rate or steps; this is a bug in fedward.`,
+    );
+  return {
+    mechanism: "dp-sgd",
+    noiseMultiplier: r.noiseMultiplier,
+    samplingRate: r.samplingRate,
+    steps: r.steps,
+  };
 }
 
 export function releaseFor(

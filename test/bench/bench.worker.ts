@@ -8,7 +8,7 @@ import { benchDicomSlices } from "../../workers/import/dicom/bench";
 import { configureDicomCodecs } from "../../workers/import/dicom/codecs";
 import { dicomWasmUrls } from "../../workers/import/dicom/wasm-urls";
 import "../../workers/train/backends";
-import { benchTrain } from "../../workers/train/throughput";
+import { benchDpSgdStep, benchTrain } from "../../workers/train/throughput";
 
 configureDicomCodecs({ wasm: dicomWasmUrls });
 
@@ -18,6 +18,10 @@ const api = {
   },
   train(plan: Plan, backend: string, steps: number, repeats: number) {
     return benchTrain(plan, backend, { steps, repeats });
+  },
+  /** One DP-SGD step as fitDpSgd takes it (a dp-sgd plan), at a fixed batch: see benchDpSgdStep. */
+  dpSgd(plan: Plan, backend: string, steps: number, repeats: number, batchSize: number) {
+    return benchDpSgdStep(plan, backend, { steps, repeats, batchSize });
   },
   async adapter(): Promise<string> {
     const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;

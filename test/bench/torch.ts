@@ -39,3 +39,19 @@ export function torchRate(
   if (run.status !== 0) throw new Error(`train_torch.py failed: ${run.stderr}`);
   return (JSON.parse(run.stdout) as { examples_per_second: number }).examples_per_second;
 }
+
+/**
+ * Median examples/s of PyTorch doing the same DP-SGD step (test/bench/dp_sgd_torch.py: per-example
+ * gradients by vmap over grad, clip each to `clip`, sum, Gaussian noise of std `sigma`, optimizer step) on
+ * the CPU with this many threads, at a fixed batch.
+ */
+export function torchDpSgdRate(
+  python: string,
+  plan: Plan,
+  job: { threads: number; batch: number; steps: number; repeats: number; clip: number; sigma: number },
+): number {
+  const input = JSON.stringify({ plan: { ...plan, inputWidth: inputWidth(plan) }, ...job });
+  const run = spawnSync(python, ["test/bench/dp_sgd_torch.py"], { input, encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`dp_sgd_torch.py failed: ${run.stderr}`);
+  return (JSON.parse(run.stdout) as { examples_per_second: number }).examples_per_second;
+}

@@ -4,7 +4,10 @@
  * - DICOM: decode + rescale + window + resize of a 512×512 16-bit CT slice to 64×64 (synthesized from
  *   CT_small.dcm by workers/import/dicom/bench.ts), slices/s (the issue asks ≥ 50);
  * - training examples/s of the benchmark models (bench-models.ts) per backend (webgpu, webgl, wasm, cpu),
- *   next to native PyTorch on the CPU when it is installed, as ratios.
+ *   next to native PyTorch on the CPU when it is installed, as ratios;
+ * - DP-SGD examples/s (benchDpSgdStep: clippedGradientSum, noiseClippedSum, optimizer) against non-private
+ *   trainOnBatch examples/s at the same batch per backend, alternating run by run, and against PyTorch's
+ *   DP-SGD step on one thread (dp_sgd_torch.py), as test/bench/dp-sgd.ts does in Node.
  * On a machine without a GPU, Chromium's WebGPU is SwiftShader (a CPU-emulated fallback adapter) and its
  * numbers are not a GPU's; the adapter line says which it is.
  */
@@ -15,9 +18,11 @@ import type { Remote } from "comlink";
 import { createServer } from "vite";
 import { launchSite } from "../e2e/browser";
 import type { BenchWorkerApi } from "./bench.worker";
+import { dpSgdPrivacy } from "../../src/core/plan";
 import { benchModels } from "./bench-models";
+import { addRun, type DpSgdFigures, dpSgdLines, emptyFigures } from "./dp-sgd-lines";
 import { median } from "./timing";
-import { maybeInstallTorch, torchPython, torchRate } from "./torch";
+import { maybeInstallTorch, torchDpSgdRate, torchPython, torchRate } from "./torch";
 
 const BACKENDS = (process.env.BENCH_BACKENDS ?? "webgpu,webgl,wasm,cpu").split(",");
 const CT_SMALL = resolve("../shared/data/dicom/pydicom/CT_small.dcm");
@@ -102,6 +107,38 @@ try {
     } else {
       console.log("bench worker train: no PyTorch to compare with (run with --install-torch)");
     }
+  }
+
+  // DP-SGD against non-private, per backend, at the same batch
+  for (const [name, plan, { steps, repeats, batch, dpSgd }] of benchModels()) {
+    const results: Record<string, DpSgdFigures> = {};
+    for (const backend of BACKENDS) {
+      const slow = name === "cnn" && (backend === "cpu" || backend === "webgpu" || backend === "webgl");
+      const job = { plan, dpSgd, backend, steps: slow ? 2 : steps, batch };
+      const figures = emptyFigures();
+      try {
+        for (let r = 0; r < repeats; r++) {
+          const nonPrivate = await call((b, j: typeof job) => b.train(j.plan, j.backend, j.steps, 1), job);
+          const dp = await call((b, j: typeof job) => b.dpSgd(j.dpSgd, j.backend, j.steps, 1, j.batch), job);
+          addRun(figures, dp, nonPrivate.examplesPerSecond);
+        }
+        results[backend] = figures;
+      } catch (error) {
+        console.log(`bench dp-sgd worker ${name} ${backend}: not measured (${(error as Error).message})`);
+      }
+    }
+    const { clipNorm, noiseMultiplier } = dpSgdPrivacy(dpSgd);
+    const torch = python
+      ? torchDpSgdRate(python, dpSgd, {
+          threads: 1,
+          batch,
+          steps,
+          repeats,
+          clip: clipNorm,
+          sigma: noiseMultiplier * clipNorm,
+        })
+      : undefined;
+    for (const line of dpSgdLines("worker ", name, batch, results, torch)) console.log(line);
   }
 } finally {
   await site.close();

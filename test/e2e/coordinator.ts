@@ -12,12 +12,17 @@ export async function ensureBuiltApp(): Promise<string> {
   return dist;
 }
 
-/** A real coordinator on a free loopback port with a fresh PGlite database in a temp directory. */
-export async function freshCoordinator(): Promise<Coordinator & { dispose(): Promise<void> }> {
+/**
+ * A real coordinator on a free loopback port with a fresh PGlite database in a temp directory; `env` sets
+ * its configuration as the environment would (e.g. DEMO_PLAN for another demo federation).
+ */
+export async function freshCoordinator(
+  env: Record<string, string> = {},
+): Promise<Coordinator & { dispose(): Promise<void> }> {
   const appDir = await ensureBuiltApp();
   const dataDir = mkdtempSync(join(tmpdir(), "fedward-coord-"));
   const coordinator = await startCoordinator(
-    { ...loadConfig({}), port: 0, host: "127.0.0.1", dataDir, appDir, logLevel: "silent" },
+    { ...loadConfig(env), port: 0, host: "127.0.0.1", dataDir, appDir, logLevel: "silent" },
     { print: () => {} },
   );
   return {

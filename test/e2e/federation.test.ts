@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parsePlan } from "../../src/core/plan";
+import { planPrivacy } from "../../src/core/privacy/budget";
 import { launchSite, type Site } from "./browser";
 import { freshCoordinator } from "./coordinator";
 import { downloadFinalModel, enrollAndImport, ledgerOnPage, pooled, trainUntilDone } from "./site-page";
@@ -23,8 +25,11 @@ describe("federation end to end", () => {
     await coordinator?.dispose();
   });
 
-  it("trains the demo plan over 3 rounds on webgpu in two browsers", async () => {
+  it("trains the demo plan by DP-SGD over 3 rounds on webgpu in two browsers, at epsilon <= 3 per row", async () => {
     // Prepare
+    const plan = parsePlan(JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")));
+    // The plan fixes the sampling rate, so every site's epsilon is the same whatever its size.
+    const perRound = planPrivacy(plan, 1).epsilonPerRound;
     const federationId = coordinator.invites[0]?.federationId as string;
     const files = ["public/demo/wdbc-site1.csv", "public/demo/wdbc-site2.csv"];
     for (let i = 0; i < 2; i++) sites.push(await launchSite());
@@ -41,9 +46,12 @@ describe("federation end to end", () => {
     // Assert
     const before = pooled(results, "accuracyBefore");
     const after = pooled(results, "accuracyAfter");
+    const epsilon = perRound[2] as number;
     console.log(
-      `e2e federated: sites=2 rounds=3 backend=${results[0]?.backend} accuracy_before=${before.toFixed(4)} accuracy_after=${after.toFixed(4)}`,
+      `e2e dp-sgd: sites=2 epsilon=${epsilon.toFixed(4)} delta=${plan.privacy.delta.toExponential().replace("e-", "e-0")} ` +
+        `accuracy_before=${before.toFixed(4)} accuracy_after=${after.toFixed(4)} backend=${results[0]?.backend}`,
     );
+    expect(epsilon).toBeLessThanOrEqual(3);
     for (const r of results) expect(r.backend).toBe("webgpu");
     // Each site's ledger shows its 3 releases, the very bytes it uploaded, and the epsilon they spent.
     for (const page of pages) {
@@ -51,11 +59,22 @@ describe("federation end to end", () => {
       expect(ledger.rows.map((r) => r.round)).toEqual([1, 2, 3]);
       expect(ledger.rows.map((r) => r.sha256)).toEqual(ledger.uploadShas);
       expect(ledger.rows.every((r) => r.outcome === "accepted")).toBe(true);
-      expect(ledger.spent).toBeCloseTo(4118.37426, 3); // mu = sqrt(3) / 0.02 at delta = 1e-5
-      expect(ledger.spent).toBe(ledger.rows[2]?.epsilonAfter);
+      // The ledger's epsilon is the plan's, round by round (RDP of the sampled Gaussian, integer orders).
+      expect(ledger.rows.map((r) => r.epsilonAfter)).toEqual(perRound);
+      expect(ledger.spent).toBe(epsilon);
+      const rows = page.locator("[data-testid=ledger] tbody tr");
+      for (let i = 0; i < 3; i++) {
+        const row = rows.nth(i);
+        expect(await row.getAttribute("data-mechanism")).toBe("dp-sgd");
+        expect(Number(await row.getAttribute("data-sigma"))).toBe(
+          plan.privacy.noiseMultiplier * plan.privacy.clipNorm,
+        );
+        expect(Number(await row.getAttribute("data-steps"))).toBe(plan.privacy.stepsPerRound);
+        expect(Number(await row.getAttribute("data-sampling-rate"))).toBe(plan.privacy.samplingRate);
+      }
       expect(ledger.stored).toEqual(ledger.rows.map((r) => ({ round: r.round, sha256: r.sha256 })));
     }
-    expect(after).toBeGreaterThan(0.9);
+    expect(after).toBeGreaterThanOrEqual(0.9);
     expect(after).toBeGreaterThan(before);
     // The final model downloads from the page in TF.js format and holds the coordinator's last weights.
     const [jsonFile, binFile] = await downloadFinalModel(pages[0] as Page);

@@ -63,7 +63,7 @@ describe("simulated federation in one tab", () => {
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  it("3 IID hospitals reach ≥ 0.9 held-out accuracy; a non-IID restart skews labels; only the own origin is asked", async () => {
+  it("3 IID hospitals reach ≥ 0.9 held-out accuracy at ε ≤ 3 per row, each alone shown; a non-IID restart skews labels; only the own origin is asked", async () => {
     // Prepare
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     site = await launchSite();
@@ -120,6 +120,13 @@ describe("simulated federation in one tab", () => {
     const last = rows.at(-1) as TableRow;
     expect(last.federated).toBeGreaterThanOrEqual(0.9);
     expect(last.alone).toHaveLength(3);
+    for (const a of last.alone) expect(a).toBeGreaterThan(0);
+    // The demo plan's DP-SGD at ε ≤ 3 per row over its whole plan (δ = 1e-5), each hospital alike.
+    expect(last.epsilon).toBeGreaterThan(0);
+    expect(last.epsilon).toBeLessThanOrEqual(3);
+    expect(await page.locator("[data-testid=sim-table] thead th").allTextContents()).toEqual(
+      expect.arrayContaining(["Hospital 1 alone (same ε)"]),
+    );
     // ε grows with every release, from 0 before the first.
     expect(rows[0]?.epsilon).toBe(0);
     for (let i = 1; i < rows.length; i++) {

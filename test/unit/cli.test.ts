@@ -1,14 +1,19 @@
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 // ".js", which resolves to fedward.ts: without an extension Vite would pick the bin shim fedward.mjs first.
 import { runFedwardCli } from "../../src/cli/fedward.js";
 import { formatNumber, runPrivacyCli } from "../../src/cli/privacy";
+import { parsePlan } from "../../src/core/plan";
 import {
   exactGaussianEpsilon,
   noiseMultiplierForEpsilon,
   rdpEpsilon,
 } from "../../src/core/privacy/accounting";
+import { planPrivacy } from "../../src/core/privacy/budget";
 
 const base = ["--rounds", "1", "--delta", "1e-5"];
 
@@ -186,5 +191,162 @@ describe("fedward", () => {
       { encoding: "utf8" },
     );
     expect(stdout).toMatch(/^epsilon_exact=4\.377\d*\nepsilon_rdp=4\.728\d*\n$/);
+  });
+});
+
+describe("fedward privacy --plan", () => {
+  type Json = Record<string, unknown>;
+  const dir = mkdtempSync(join(tmpdir(), "fedward-privacy-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const sitePlanFile = "test/fixtures/plans/wdbc-site-update.json";
+  const siteJson = () => JSON.parse(readFileSync(sitePlanFile, "utf8")) as Json;
+
+  /** The WDBC plan as DP-SGD (z = 1.3, 12 steps a round, expected batch 40, 4 rounds), written to a file. */
+  function dpSgdJson(extra: Json = {}, privacy: Json = {}): Json {
+    return {
+      ...siteJson(),
+      rounds: 4,
+      training: { optimizer: "sgd", learningRate: 1 },
+      privacy: {
+        mechanism: "dp-sgd",
+        clipNorm: 1,
+        noiseMultiplier: 1.3,
+        delta: 1e-5,
+        epsilonBudget: 10,
+        stepsPerRound: 12,
+        expectedBatchSize: 40,
+        ...privacy,
+      },
+      ...extra,
+    };
+  }
+  let written = 0;
+  function planFile(json: unknown): string {
+    const file = join(dir, `plan-${written++}.json`);
+    writeFileSync(file, typeof json === "string" ? json : JSON.stringify(json));
+    return file;
+  }
+
+  /** The value after `key=` on the line that starts with it. */
+  function field(stdout: string, key: string): string | undefined {
+    const line = stdout.split("\n").find((l) => l.startsWith(`${key}=`));
+    return line?.slice(key.length + 1);
+  }
+
+  it("prints a dp-sgd plan's epsilon per round and for the whole plan, equal to planPrivacy's at that N", () => {
+    // Prepare
+    const json = dpSgdJson();
+    const file = planFile(json);
+    const expected = planPrivacy(parsePlan(json), 160);
+
+    // Execute
+    const result = runPrivacyCli(["--plan", file, "--examples", "160"]);
+
+    // Assert
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(
+      [
+        "mechanism=dp-sgd",
+        "unit=row adjacency=add-remove-one delta=1e-05",
+        ...expected.epsilonPerRound.map((e, i) => `round=${i + 1} epsilon=${formatNumber(e)}`),
+        `epsilon=${formatNumber(expected.epsilonAllRounds)}`,
+        "",
+      ].join("\n"),
+    );
+    expect(Number(field(result.stdout, "epsilon"))).toBeCloseTo(expected.epsilonAllRounds, 8);
+    expect(expected.epsilonAllRounds).toBeGreaterThan(1);
+  });
+
+  it("says the unit is the patient when the plan groups CSV rows by a patient column", () => {
+    const file = planFile(dpSgdJson({ csv: { patientColumn: "patient" } }));
+    const result = runPrivacyCli(["--plan", file, "--examples", "100"]);
+    expect(result.stdout).toMatch(/^mechanism=dp-sgd\nunit=patient adjacency=add-remove-one delta=1e-05\n/);
+  });
+
+  it("prints the smallest noise multiplier meeting --target-epsilon over the whole plan at that N", () => {
+    // Prepare
+    const json = dpSgdJson();
+    const file = planFile(json);
+    const epsilonWith = (z: number) =>
+      planPrivacy(parsePlan({ ...json, privacy: { ...(json.privacy as Json), noiseMultiplier: z } }), 160)
+        .epsilonAllRounds;
+
+    // Execute
+    const result = runPrivacyCli(["--plan", file, "--examples", "160", "--target-epsilon", "3"]);
+
+    // Assert
+    expect(result.code).toBe(0);
+    const z = Number(field(result.stdout, "noise_multiplier"));
+    expect(epsilonWith(z)).toBeLessThanOrEqual(3);
+    expect(epsilonWith(z * (1 - 1e-5))).toBeGreaterThan(3);
+    expect(z).toBeGreaterThan(1.3);
+  });
+
+  it("prints a site-update plan's exact epsilon and says so, with no --examples needed", () => {
+    // Prepare
+    const plan = parsePlan(siteJson());
+
+    // Execute
+    const result = runPrivacyCli(["--plan", sitePlanFile]);
+
+    // Assert
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^mechanism=site-update\nunit=site adjacency=replace-one delta=1e-05\n/);
+    const epsilon = exactGaussianEpsilon(
+      new Array<number>(plan.rounds).fill(plan.privacy.noiseMultiplier),
+      1e-5,
+    );
+    expect(field(result.stdout, "epsilon")).toBe(formatNumber(epsilon));
+    expect(result.stdout.match(/^round=/gm)).toHaveLength(plan.rounds);
+  });
+
+  it.each<[string, () => string[], RegExp]>([
+    [
+      "a flag the plan fixes",
+      () => ["--plan", sitePlanFile, "--rounds", "3"],
+      /--rounds cannot be given with --plan/,
+    ],
+    ["no --examples for a dp-sgd plan", () => ["--plan", planFile(dpSgdJson())], /--examples is required/],
+    ["--examples without --plan", () => ["--examples", "10"], /--examples goes with --plan/],
+    [
+      "--examples 0",
+      () => ["--plan", planFile(dpSgdJson()), "--examples", "0"],
+      /--examples must be a whole/,
+    ],
+    ["a fractional --examples", () => ["--plan", sitePlanFile, "--examples", "2.5"], /--examples must be/],
+    ["--plan without a file", () => ["--plan"], /--plan/],
+  ])("refuses %s with exit code 2", (_what, argv, message) => {
+    const result = runPrivacyCli(argv());
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).toMatch(/fedward privacy --help/);
+  });
+
+  it.each<[string, () => string[], RegExp]>([
+    [
+      "a missing file",
+      () => ["--plan", join(dir, "nope.json"), "--examples", "9"],
+      /cannot read the plan file/,
+    ],
+    ["a file that is not JSON", () => ["--plan", planFile("{ nope"), "--examples", "9"], /is not JSON/],
+    [
+      "an invalid plan",
+      () => ["--plan", planFile(dpSgdJson({}, { stepsPerRound: undefined })), "--examples", "9"],
+      /privacy\.stepsPerRound: is required/,
+    ],
+    [
+      "a site smaller than the expected batch",
+      () => ["--plan", planFile(dpSgdJson()), "--examples", "39"],
+      /privacy\.expectedBatchSize is 40, more than the 39 training rows/,
+    ],
+  ])("refuses %s with exit code 1 and says why", (_what, argv, message) => {
+    const result = runPrivacyCli(argv());
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(message);
+  });
+
+  it("documents --plan in its usage", () => {
+    expect(runPrivacyCli(["--help"]).stdout).toMatch(/--plan PLAN\.json --examples N \[--target-epsilon E\]/);
   });
 });

@@ -11,6 +11,7 @@ import {
   quote,
   sourceName,
 } from "./parser";
+import { type UnitKey, unitHoldoutKey, unitKey } from "./units";
 
 /** 1 MiB reads: few enough round trips, small enough that memory stays flat for any file size. */
 const CHUNK_SIZE = 1 << 20;
@@ -43,6 +44,7 @@ export async function importCsv(
   const totalBytes = typeof source === "string" ? source.length : source.size;
   const listed = plan.csv?.columns;
   let columns: ColumnMap | undefined;
+  let patient: number | undefined;
   let decimal: Decimal | undefined;
   let toSkip = plan.csv?.skipLines ?? 0;
   const problems: ImportProblem[] = [];
@@ -68,6 +70,7 @@ export async function importCsv(
       if (row.every((cell) => cell.trim() === "")) continue;
       if (columns === undefined) {
         columns = listed ? mapHeader(listed, plan, `the plan's csv.columns`) : mapHeader(row, plan, fileName);
+        patient = patientCell(listed ?? row, plan, listed ? `the plan's csv.columns` : fileName);
         // A listed file may still carry its header row: then it is not data.
         if (!listed || isHeader(row, listed)) continue;
       }
@@ -87,7 +90,11 @@ export async function importCsv(
         quoteError === undefined
           ? readExample(row, columns, plan, decimal, line, problems, scratch)
           : undefined;
-      if (example === undefined) {
+      const unit =
+        patient === undefined || quoteError !== undefined
+          ? undefined
+          : patientOf(row, patient, plan, line, problems);
+      if (example === undefined || (patient !== undefined && unit === undefined)) {
         stats.rowsSkipped++;
         for (const problem of problems) sink.problem(problem);
         continue;
@@ -96,7 +103,9 @@ export async function importCsv(
         const name = plan.features[f]?.name as string;
         stats.imputed[name] = (stats.imputed[name] ?? 0) + 1;
       }
-      await sink.add(example.x, example.y, line);
+      // A patient's rows share a unit and, through its key, a side of the holdout split.
+      if (unit === undefined) await sink.add(example.x, example.y, line);
+      else await sink.add(example.x, example.y, unitHoldoutKey(unit), unit);
     }
     options.onProgress?.(Math.round(fraction * totalBytes), totalBytes, stats.rowsRead);
   });
@@ -105,6 +114,43 @@ export async function importCsv(
     throw new ImportError(`${fileName} is empty. Choose the CSV file exported for this plan.`);
   }
   return stats;
+}
+
+/** The cell index of csv.patientColumn in the header (or the plan's column list), if the plan names one. */
+function patientCell(header: string[], plan: Plan, where: string): number | undefined {
+  const column = plan.csv?.patientColumn;
+  if (column === undefined) return undefined;
+  const names = header.map((name, i) => (i === 0 ? name.replace(/^\uFEFF/, "") : name).trim());
+  const at = names.indexOf(column);
+  if (at < 0 || names.lastIndexOf(column) !== at) {
+    throw new ImportError(
+      `${where} ${at < 0 ? "is missing the column" : "has more than once the column"} ${quote(column)} that ` +
+        "the plan's csv.patientColumn names: it tells which rows belong to one patient. Rename the column " +
+        "or choose the file exported for this plan.",
+    );
+  }
+  return at;
+}
+
+/**
+ * The hashed patient of a row; the value itself goes no further than this function (never into a problem,
+ * a shard or the dataset row). A row without one is skipped: it could be any patient's.
+ */
+function patientOf(
+  row: string[],
+  cell: number,
+  plan: Plan,
+  line: number,
+  problems: ImportProblem[],
+): UnitKey | undefined {
+  const value = (row[cell] ?? "").trim();
+  if (value !== "") return unitKey(value);
+  problems.push({
+    line,
+    column: plan.csv?.patientColumn ?? "",
+    message: "missing value (the plan's csv.patientColumn: whose row this is)",
+  });
+  return undefined;
 }
 
 /** Decimal separator of one file: fixed by the plan, or decided by the file's first data row. */

@@ -3,19 +3,21 @@ import { toModelInput } from "../../src/core/image/model-input";
 import type { Plan } from "../../src/core/plan";
 import { looksLikeDicom } from "./dicom/layout";
 import { readDicom } from "./dicom/read";
-import { folderOf, type ImageLabels, labelValue, pathKeys } from "./image-labels";
+import { folderOf, type ImageLabels, labelValue, normalizeKey, pathKeys } from "./image-labels";
 import type { ExampleSink, ParseStats } from "./parser";
 import { ImportError } from "./parser";
 import { decodeRaster, rasterKind } from "./raster";
 import { fnv1a32 } from "./staging";
+import { type UnitKey, unitKey } from "./units";
 
 /**
  * An image import (issue 5): every DICOM, PNG or JPEG file of the chosen folder becomes one example, told
  * apart by its bytes (DICM at 128, PNG and JPEG magic), never by its name. Each file is read, decoded, put
  * through the plan's pixel pipeline (src/core/image/model-input.ts) and handed to the sink; files that are
  * not images (DICOMDIR, SR, RT, waveforms, text) are skipped with the reason, and damaged ones reported,
- * while the import goes on. Only pixels and the label reach the sink: label keys (patient ids, UIDs,
- * paths) stay in this worker's memory, and the holdout split hashes them.
+ * while the import goes on. Only pixels, the label and a hash of the PatientID reach the sink: label keys
+ * (patient ids, UIDs, paths) stay in this worker's memory, the holdout split hashes them, and the shard
+ * writer numbers patients by the hash (workers/import/units.ts) so that one patient's images are one unit.
  */
 
 export interface ImageSource {
@@ -92,7 +94,7 @@ export async function importImages(
         if (y === undefined) {
           report({ label: source.label, outcome: "problem", reason: noLabel(plan, key) });
         } else {
-          await sink.add(read.x, y, read.holdoutKey);
+          await sink.add(read.x, y, read.holdoutKey, read.unit);
           examples++;
           report({ label: source.label, outcome: "example" });
         }
@@ -111,7 +113,8 @@ export async function importImages(
 
 type Read =
   | { kind: "skip"; reason: string }
-  | { kind: "image"; x: Float32Array; keys: string[]; holdoutKey: number };
+  /** `unit`: the hashed PatientID of a DICOM file that has one (its patient's images are one unit). */
+  | { kind: "image"; x: Float32Array; keys: string[]; holdoutKey: number; unit?: UnitKey };
 
 async function readImage(source: ImageSource, plan: Plan, key: string): Promise<Read> {
   const spec = plan.image as NonNullable<Plan["image"]>;
@@ -165,7 +168,10 @@ async function readImage(source: ImageSource, plan: Plan, key: string): Promise<
   const keys = key === "path" ? paths : key === "folder" ? [] : [dicom.labelKeys[key as "PatientID"] ?? ""];
   // The same patient's images fall on the same side of the split: hashed PatientID, else the image's UID.
   const group = dicom.labelKeys.PatientID || dicom.labelKeys.SOPInstanceUID || paths.at(-1) || label;
-  return { kind: "image", x, keys, holdoutKey: fnv1a32(group) };
+  // DP-SGD's unit: the patient. A file without a PatientID is its own unit (no key).
+  const patient = normalizeKey("PatientID", dicom.labelKeys.PatientID ?? "");
+  const unit = patient === "" ? {} : { unit: unitKey(patient) };
+  return { kind: "image", x, keys, holdoutKey: fnv1a32(group), ...unit };
 }
 
 function modelInput(frame: DecodedFrame, spec: NonNullable<Plan["image"]>, label: string): Float32Array {

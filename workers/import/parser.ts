@@ -1,13 +1,19 @@
 import type { Plan } from "../../src/core/plan";
 import type { ImportProblem, SourceFile } from "../../src/store/db";
+import type { UnitKey } from "./units";
 
 /**
  * What every importer (CSV today; FHIR, OMOP, DICOM later) feeds: already-normalised features and a 0/1
  * label. A sink never sees a raw row, so no importer can store a patient identifier by accident.
  */
 export interface ExampleSink {
-  /** `x` holds the plan's features in plan order, (value - mean) / std; `line` is 1-based, header = 1. */
-  add(x: Float32Array, y: 0 | 1, line: number): Promise<void> | void;
+  /**
+   * `x` holds the plan's features in plan order, (value - mean) / std; `line` is 1-based, header = 1 (any
+   * stable number per example: it decides the holdout split). `unit`, where the plan groups examples by
+   * patient, is the hash of the example's patient (workers/import/units.ts): examples with the same key are
+   * one unit, on one side of the split; without a key an example is a unit of its own.
+   */
+  add(x: Float32Array, y: 0 | 1, line: number, unit?: UnitKey): Promise<void> | void;
   /** A skipped row's problem; a row with several bad cells reports each of them. */
   problem(problem: ImportProblem): void;
 }

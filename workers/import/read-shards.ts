@@ -53,7 +53,8 @@ function checkShard(shard: ShardRow): void {
     shard.x instanceof Float32Array &&
     shard.y instanceof Float32Array &&
     shard.y.length === shard.count &&
-    shard.x.length % shard.count === 0;
+    shard.x.length % shard.count === 0 &&
+    (shard.unit === undefined || (shard.unit instanceof Uint32Array && shard.unit.length === shard.count));
   if (!ok) {
     throw new Error(
       `Shard ${shard.index} of dataset ${shard.datasetId} is malformed (our bug or a damaged browser store). Import the file again.`,

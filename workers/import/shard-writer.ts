@@ -10,6 +10,7 @@ import {
 } from "../../src/store/db";
 import { isHoldout } from "./holdout";
 import { type ExampleSink, ImportError, type ParseStats } from "./parser";
+import { type UnitKey, UnitNumbering } from "./units";
 
 /** Full shards are written this many at a time: one bulkAdd per ~2k examples, ~250 kB held at most. */
 const SHARDS_PER_WRITE = 8;
@@ -22,6 +23,11 @@ export interface DatasetMeta {
   sources?: SourceFile[];
   numFeatures: number;
   holdoutFraction: number;
+  /**
+   * The plan groups examples by patient (csv.patientColumn, DICOM PatientID): every shard then carries unit
+   * numbers (ShardRow.unit). Without it each example is its own unit and shards carry none.
+   */
+  units?: boolean;
 }
 
 /** What the page shows after an import. */
@@ -31,6 +37,7 @@ export type ImportSummary = Pick<
   | "fileName"
   | "numTrain"
   | "numHoldout"
+  | "trainUnits"
   | "positives"
   | "negatives"
   | "rowsRead"
@@ -75,13 +82,14 @@ async function discard(db: FedwardDb, datasetId: string): Promise<void> {
 }
 
 export function toSummary(row: DatasetRow): ImportSummary {
-  const { id, fileName, numTrain, numHoldout, positives, negatives } = row;
+  const { id, fileName, numTrain, numHoldout, trainUnits, positives, negatives } = row;
   const { rowsRead, rowsSkipped, imputed, sources, importMs, problems, problemCount } = row;
   return {
     id,
     fileName,
     numTrain,
     numHoldout,
+    ...(trainUnits !== undefined ? { trainUnits } : {}),
     positives,
     negatives,
     rowsRead,
@@ -116,6 +124,7 @@ class ShardWriter implements ExampleSink {
   readonly row: DatasetRow;
   private readonly open: Record<Split, ShardRow>;
   private pending: ShardRow[] = [];
+  private readonly numbering: UnitNumbering | undefined;
 
   constructor(
     private readonly db: FedwardDb,
@@ -140,13 +149,18 @@ class ShardWriter implements ExampleSink {
       problems: [],
       problemCount: 0,
     };
+    this.numbering = meta.units ? new UnitNumbering() : undefined;
     this.open = { train: this.newShard("train", 0), holdout: this.newShard("holdout", 0) };
   }
 
-  async add(x: Float32Array, y: 0 | 1, line: number): Promise<void> {
-    const split: Split = isHoldout(line, this.meta.holdoutFraction) ? "holdout" : "train";
+  async add(x: Float32Array, y: 0 | 1, line: number, unit?: UnitKey): Promise<void> {
+    let split: Split = isHoldout(line, this.meta.holdoutFraction) ? "holdout" : "train";
+    // A unit's examples all go where its first one went: a patient is trained on or held out, not both.
+    const assigned = this.numbering?.assign(unit, split);
+    if (assigned) split = assigned.split;
     const shard = this.open[split];
     shard.x.set(x, shard.count * this.meta.numFeatures);
+    if (shard.unit && assigned) shard.unit[shard.count] = assigned.unit;
     shard.y[shard.count++] = y;
     if (split === "train") this.row.numTrain++;
     else this.row.numHoldout++;
@@ -168,6 +182,7 @@ class ShardWriter implements ExampleSink {
     this.row.rowsRead = stats.rowsRead;
     this.row.rowsSkipped = stats.rowsSkipped;
     this.row.imputed = stats.imputed;
+    this.row.trainUnits = this.numbering ? this.numbering.units.train : this.row.numTrain;
     if (stats.sources) this.row.sources = stats.sources;
     if (this.row.numTrain + this.row.numHoldout > 0) return;
     const first = this.row.problems[0];
@@ -194,10 +209,21 @@ class ShardWriter implements ExampleSink {
 
   private newShard(split: Split, index: number): ShardRow {
     const x = new Float32Array(SHARD_SIZE * this.meta.numFeatures);
-    return { datasetId: this.row.id, split, index, count: 0, x, y: new Float32Array(SHARD_SIZE) };
+    const shard: ShardRow = {
+      datasetId: this.row.id,
+      split,
+      index,
+      count: 0,
+      x,
+      y: new Float32Array(SHARD_SIZE),
+    };
+    if (this.numbering) shard.unit = new Uint32Array(SHARD_SIZE);
+    return shard;
   }
 }
 
 function trim(shard: ShardRow, numFeatures: number): ShardRow {
-  return { ...shard, x: shard.x.slice(0, shard.count * numFeatures), y: shard.y.slice(0, shard.count) };
+  const x = shard.x.slice(0, shard.count * numFeatures);
+  const y = shard.y.slice(0, shard.count);
+  return shard.unit ? { ...shard, x, y, unit: shard.unit.slice(0, shard.count) } : { ...shard, x, y };
 }

@@ -5,11 +5,14 @@ import wasmUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?u
 import wasmSimdUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url";
 import wasmThreadedUrl from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url";
 import { InputError } from "../../src/core/errors";
-import type { Plan } from "../../src/core/plan";
+import { isDpSgd, type Plan, siteUpdateTraining } from "../../src/core/plan";
 import { measureTraining } from "./throughput";
 import "./wasm-kernels";
 
 export const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
+
+/** The batch a dp-sgd plan's backends are timed on. */
+const DP_SGD_PROBE_BATCH = 64;
 export type BackendName = (typeof BACKENDS)[number];
 export type BackendPreference = BackendName | "auto";
 
@@ -73,7 +76,14 @@ async function activate(name: BackendName): Promise<void> {
  * input shape), so that a CNN plan picks the backend fastest for convolutions, not for an MLP.
  */
 async function measure(plan: Plan, budgetMs: number): Promise<number> {
-  const { examplesPerSecond } = await measureTraining(plan, { budgetMs, minSteps: 1, maxSteps: 50 });
+  // A dp-sgd plan has no batch size (its batches are Poisson samples); 64 examples stand for one.
+  const batchSize = isDpSgd(plan) ? DP_SGD_PROBE_BATCH : siteUpdateTraining(plan).batchSize;
+  const { examplesPerSecond } = await measureTraining(plan, {
+    budgetMs,
+    minSteps: 1,
+    maxSteps: 50,
+    batchSize,
+  });
   return examplesPerSecond;
 }
 

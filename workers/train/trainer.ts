@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { InputError } from "../../src/core/errors";
-import { inputShape, inputWidth, type Plan } from "../../src/core/plan";
+import { inputShape, inputWidth, type Plan, siteUpdateTraining } from "../../src/core/plan";
 import { CryptoRandom } from "../../src/core/random";
 import { readWeights, resetOptimizer, writeWeights } from "./model";
 
@@ -9,13 +9,22 @@ export interface ExampleShard {
   count: number;
   x: Float32Array;
   y: Float32Array;
+  /** Per example, its unit (patient) number (src/store/db.ts ShardRow.unit); absent: each example its own. */
+  unit?: Uint32Array | undefined;
 }
 export interface ShardSource {
   count(): Promise<number>;
   shardCount(): Promise<number>;
   shard(index: number): Promise<ExampleShard>;
+  /** Units (patients) in the split, as the import counted them (DatasetRow.trainUnits); absent: count(). */
+  units?(): Promise<number>;
 }
 
+/**
+ * Progress of a round's local training. Site-update plans: epochs of batches. DP-SGD plans also set `step`
+ * and `steps`, and fill the epoch fields so that a view written for epochs still shows the right fraction
+ * and time left: epoch = step, epochs = steps, batch = batches = 1.
+ */
 export interface TrainProgress {
   epoch: number;
   epochs: number;
@@ -23,6 +32,13 @@ export interface TrainProgress {
   batches: number;
   loss: number;
   examplesPerSecond: number;
+  /** DP-SGD only: noised steps done of this round's steps (epoch and epochs repeat them). */
+  step?: number;
+  steps?: number;
+  /** DP-SGD only: examples of the sampled units in this step (Poisson: varies around the expected batch). */
+  batchExamples?: number;
+  /** DP-SGD only: the round's time left at the mean time per step so far (batches vary, so does speed). */
+  secondsLeft?: number;
 }
 
 export interface FitOutcome {
@@ -38,7 +54,7 @@ export interface EvaluateOutcome {
 }
 
 /** A shard written for another plan (another feature count) must not be trained on as if it fit. */
-function checkWidth(shard: ExampleShard, dim: number): ExampleShard {
+export function checkWidth(shard: ExampleShard, dim: number): ExampleShard {
   if (shard.x.length !== shard.count * dim || shard.y.length !== shard.count) {
     throw new InputError(
       `A stored shard holds ${shard.x.length / Math.max(1, shard.count)} features per example but the plan has ${dim}; import the file again.`,
@@ -85,14 +101,20 @@ async function* batches(source: ShardSource, dim: number, batchSize: number, rng
   if (filled > 0) yield { x: bx.slice(0, filled * dim), y: by.slice(0, filled), n: filled };
 }
 
-/** Where a fit resumes: the weights after `epoch` completed epochs of this round, and the loss then. */
+/**
+ * Where a fit resumes: the weights after `epoch` completed epochs of this round (a dp-sgd fit: steps), and
+ * the loss then.
+ */
 export interface FitResume {
   epoch: number;
   weights: Float32Array;
   loss: number;
 }
 
-/** Called after each completed epoch with a copy of the weights; training waits for it (a checkpoint write). */
+/**
+ * Called after each completed epoch (a dp-sgd fit: every tenth of its steps) with a copy of the weights;
+ * training waits for it (a checkpoint write).
+ */
 export type EpochDone = (epoch: number, weights: Float32Array, loss: number) => Promise<void>;
 
 /**
@@ -113,7 +135,7 @@ export async function fit(
   resetOptimizer(model, plan);
   const dim = inputWidth(plan);
   const shape = inputShape(plan);
-  const { epochs, batchSize } = plan.training;
+  const { epochs, batchSize } = siteUpdateTraining(plan);
   const numExamples = await source.count();
   if (numExamples === 0)
     throw new InputError("There are no training examples: import data before joining training.");

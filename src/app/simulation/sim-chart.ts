@@ -1,8 +1,11 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { isDpSgd, type Plan, privacyUnit } from "../../core/plan";
 import { formatEpsilon } from "../../core/privacy/budget";
 import { h, pct } from "../dom";
+import { perUnitText, SITE_LEVEL_LABEL, strength } from "../privacy-words";
 import type { SimRound } from "./sim-run";
+import { sitesEpsilonText } from "./sim-text";
 
 /** Two uPlot charts side by side (accuracy per curve, ε per round) and a table of the same numbers. */
 export interface SimCharts {
@@ -32,7 +35,11 @@ function axes(yLabel: string, yValue: (v: number) => string): uPlot.Axis[] {
   ];
 }
 
-export function simCharts(sites: number, delta: number): SimCharts {
+export function simCharts(sites: number, plan: Plan): SimCharts {
+  const { delta } = plan.privacy;
+  const unit = privacyUnit(plan);
+  const per = perUnitText(plan);
+  const dpSgd = isDpSgd(plan);
   // The canvases say nothing to a screen reader: the table below carries the same numbers.
   const accuracyTarget = h("div", {
     class: "sim-chart",
@@ -44,21 +51,32 @@ export function simCharts(sites: number, delta: number): SimCharts {
     "data-testid": "epsilon-chart",
     "aria-hidden": "true",
   });
-  const siteNames = Array.from({ length: sites }, (_, k) => `Hospital ${k + 1} alone`);
+  const siteNames = Array.from({ length: sites }, (_, k) => `Hospital ${k + 1} alone (same ε)`);
   const body = h("tbody");
   const table = h(
     "table",
     { "data-testid": "sim-table" },
-    h("caption", {}, "The charts' numbers: held-out accuracy of each model after each round, and ε spent"),
+    h(
+      "caption",
+      {},
+      `The charts' numbers: held-out accuracy of each model after each round, and ε spent ${per}. `,
+      "Each hospital alone is trained with the same mechanism on its own data, so at the same ε as its ",
+      `federated updates; the pooled model's ε is per ${unit} of the pooled data, held in one place.`,
+    ),
     h(
       "thead",
       {},
       h(
         "tr",
         {},
-        ...["Round", "Federated", "All data pooled", ...siteNames, `ε spent (δ = ${delta})`].map((t) =>
-          h("th", { scope: "col" }, t),
-        ),
+        ...[
+          "Round",
+          "Federated",
+          "All data pooled",
+          ...siteNames,
+          `ε ${per}, each hospital (δ = ${delta})`,
+          `ε ${per}, pooled model`,
+        ].map((t) => h("th", { scope: "col" }, t)),
       ),
     ),
     body,
@@ -115,7 +133,7 @@ export function simCharts(sites: number, delta: number): SimCharts {
           series: [
             { label: "Round" },
             {
-              label: "ε of each hospital's releases",
+              label: `ε ${per} of each hospital's releases (the largest, if they differ)`,
               stroke: "#6a1b9a",
               width: 2,
               value: (_u, v) => (v === null ? "—" : formatEpsilon(v)),
@@ -136,12 +154,16 @@ export function simCharts(sites: number, delta: number): SimCharts {
             "data-pooled": String(r.pooled),
             "data-alone": r.alone.join(","),
             "data-epsilon": String(r.epsilon),
+            "data-epsilon-sites": r.epsilonBySite.join(","),
+            "data-epsilon-pooled": String(r.epsilonPooled),
+            "data-strength": strength(r.epsilon),
           },
           h("th", { scope: "row" }, r.round === 0 ? "0 (start)" : r.round),
           h("td", {}, pct(r.federated)),
           h("td", {}, pct(r.pooled)),
           ...r.alone.map((a) => h("td", {}, pct(a))),
-          h("td", {}, formatEpsilon(r.epsilon)),
+          h("td", {}, sitesEpsilonText(r.epsilonBySite)),
+          h("td", {}, formatEpsilon(r.epsilonPooled)),
         ),
       ),
     );
@@ -167,7 +189,13 @@ export function simCharts(sites: number, delta: number): SimCharts {
         "figure",
         {},
         epsilonTarget,
-        h("figcaption", {}, "ε spent by each hospital, by the exact Gaussian DP accountant (numbers below)"),
+        h(
+          "figcaption",
+          {},
+          dpSgd
+            ? `ε per ${unit} spent by each hospital: Rényi DP of the Poisson-subsampled Gaussian at integer orders, over all steps of all rounds (numbers below)`
+            : `ε spent by each hospital, by the exact Gaussian DP accountant; ${SITE_LEVEL_LABEL.toLowerCase()} (numbers below)`,
+        ),
       ),
     ),
     table,

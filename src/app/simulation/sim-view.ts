@@ -1,8 +1,10 @@
 import type { BackendPreference } from "../../../workers/train/backends";
 import { importBridge } from "../../client/bridges";
-import { formatEpsilon } from "../../core/privacy/budget";
+import { INPUT_ERROR_NAMES } from "../../core/errors";
+import { dpSgdPrivacy, isDpSgd, type Plan, privacyUnit, siteUpdateTraining } from "../../core/plan";
 import { openDb } from "../../store/db";
 import { h, pct } from "../dom";
+import { siteLevelWarning, strength } from "../privacy-words";
 import { simCharts } from "./sim-chart";
 import {
   type DemoData,
@@ -12,6 +14,7 @@ import {
   prepareData,
 } from "./sim-data";
 import { runSimulation, type SimRound } from "./sim-run";
+import { doneText } from "./sim-text";
 import "./simulation.css";
 
 const MAX_ROUNDS = 50;
@@ -131,10 +134,11 @@ export async function openSimulation(root: HTMLElement, backend: BackendPreferen
           `Label skew (mean total variation distance from the pooled mix): ${data.skew.toFixed(2)}.`,
         ),
       );
-      const charts = simCharts(data.sites.length, plan.privacy.delta);
+      const charts = simCharts(data.sites.length, plan);
       destroyCharts = charts.destroy;
       results.replaceChildren(charts.element);
       const history: SimRound[] = [];
+      let stoppedByBudget = false;
       await runSimulation({
         plan,
         data,
@@ -144,8 +148,15 @@ export async function openSimulation(root: HTMLElement, backend: BackendPreferen
         onEvent: (e) => {
           if (e.type === "status") status.textContent = e.text;
           else if (e.type === "backend") status.dataset.backend = e.backend;
-          else if (e.type === "stopped") errors.replaceChildren(h("p", { class: "notice" }, e.text));
-          else {
+          else if (e.type === "budget") {
+            status.dataset.roundsWithinBudget = String(e.roundsWithinBudget);
+            errors.replaceChildren(
+              h("p", { class: "notice", role: "status", "data-testid": "sim-budget" }, e.text),
+            );
+          } else if (e.type === "stopped") {
+            stoppedByBudget = true;
+            errors.append(h("p", { class: "notice", "data-testid": "sim-stopped" }, e.text));
+          } else {
             history.push(e.row);
             charts.update(history);
           }
@@ -153,10 +164,11 @@ export async function openSimulation(root: HTMLElement, backend: BackendPreferen
       });
       const last = history.at(-1) as SimRound;
       status.dataset.accuracy = String(last.federated);
+      status.dataset.epsilon = String(last.epsilon);
+      status.dataset.strength = strength(last.epsilon);
       status.dataset.state = "done";
-      status.textContent =
-        `Done after ${last.round} round${last.round === 1 ? "" : "s"}: the federated model scores ${pct(last.federated)} on the held-out ` +
-        `patients, the pooled model ${pct(last.pooled)}; each hospital spent ε = ${formatEpsilon(last.epsilon)}.`;
+      status.dataset.stoppedByBudget = String(stoppedByBudget);
+      status.textContent = doneText(plan, last, roundCount, stoppedByBudget);
     } finally {
       importer.terminate();
       await deleteSimulationData(db);
@@ -220,11 +232,13 @@ export async function openSimulation(root: HTMLElement, backend: BackendPreferen
         }
         status.dataset.state = "error";
         status.textContent = "The simulation stopped.";
+        // A split that leaves a hospital too few rows for the plan's sampling is the settings', not a bug.
+        const input = (INPUT_ERROR_NAMES as readonly string[]).includes(e.name);
         errors.replaceChildren(
           h(
             "p",
-            { class: "error", role: "alert", "data-kind": "bug" },
-            `Something went wrong inside fedward (please report it): ${e.message}`,
+            { class: "error", role: "alert", "data-kind": input ? "input" : "bug" },
+            input ? e.message : `Something went wrong inside fedward (please report it): ${e.message}`,
           ),
         );
       })
@@ -263,26 +277,41 @@ export async function openSimulation(root: HTMLElement, backend: BackendPreferen
       split,
       results,
       h("h3", {}, "What this shows"),
-      h(
-        "p",
-        {},
-        `Every hospital trains the shared model for ${plan.training.epochs} epochs on its own patients each round `,
-        "and sends only its weight update, clipped and with random noise added (the same code as a real site); ",
-        "the average of the updates is the next shared model (“Federated”). For comparison, each hospital also ",
-        "trains a model of its own on its own patients only, for the same epochs (“Hospital k alone”), and one ",
-        "model trains on all patients in one place (“All data pooled”), which real hospitals may not do. ",
-        "Every model is scored on the same held-out patients, whom no model trained on.",
-      ),
-      h(
-        "p",
-        {},
-        "Federated training should come close to the pooled model and beat the hospitals alone, most of all when ",
-        "the split is skewed (a hospital that sees mostly one diagnosis learns little about the other). ",
-        `ε measures how much the updates could reveal about any one patient (smaller is more private, at δ = ${plan.privacy.delta}); `,
-        "it grows with every update a hospital sends. The baselines' updates go through the same clipping and ",
-        "noise (the same worker code), so the curves differ in where the data is; averaging the hospitals' ",
-        "updates also averages their noise, which helps the federated model a little.",
-      ),
+      ...explanation(plan),
     ),
   );
+}
+
+/** "What this shows", for the plan the simulation runs. */
+function explanation(plan: Plan): HTMLElement[] {
+  const unit = privacyUnit(plan);
+  const { delta, clipNorm: C, noiseMultiplier: z } = plan.privacy;
+  const training = isDpSgd(plan)
+    ? `${dpSgdPrivacy(plan).stepsPerRound} DP-SGD steps on its own patients each round (each step takes a ` +
+      `random sample of its ${unit}s, clips each ${unit}'s gradient to length C = ${C} and adds noise of ` +
+      `σ = z·C = ${(z * C).toPrecision(3)} to their sum)`
+    : `${siteUpdateTraining(plan).epochs} epochs on its own patients each round, then clips its whole update and adds noise once`;
+  return [
+    h(
+      "p",
+      {},
+      `Every hospital trains the shared model for ${training}, and sends only its weight update (the same code `,
+      "as a real site); the average of the updates is the next shared model (“Federated”). For comparison, ",
+      "each hospital also trains a model of its own on its own patients only, with the same steps and noise ",
+      "(“Hospital k alone”, at the same ε as its federated updates: a real hospital would do one or the other), ",
+      `and one model trains with the same mechanism on all ${unit}s in one place (“All data pooled”). Its ε `,
+      `is per ${unit} of the pooled data, but pooling means the data leave the hospitals, which real hospitals `,
+      "may not do. Every model is scored on the same held-out patients, whom no model trained on.",
+    ),
+    h(
+      "p",
+      {},
+      "Federated training should come close to the pooled model and beat the hospitals alone, most of all when ",
+      "the split is skewed (a hospital that sees mostly one diagnosis learns little about the other). ",
+      `ε bounds how much a hospital's updates could reveal about any one ${unit} of its data (smaller is more `,
+      `private, at δ = ${delta}); it grows with every step, over all rounds, and each hospital counts its own. `,
+      "Averaging the hospitals' updates also averages their noise, which helps the federated model.",
+    ),
+    ...(isDpSgd(plan) ? [] : [h("p", { class: "notice" }, siteLevelWarning(plan))]),
+  ];
 }

@@ -166,6 +166,29 @@ export const DEFAULT_RDP_ORDERS: readonly number[] = Object.freeze([
   1024,
 ]);
 
+/**
+ * Integer RDP orders only, for DP-SGD's discrete Gaussian noise (src/core/privacy/dp-sgd.ts). Why integers:
+ * for P = N_Z(0, s^2)^d and Q = N_Z(mu, s^2)^d with an integer shift mu (neighbouring clipped sums, both
+ * rounded to the noise grid, differ by a lattice vector), and an integer order a,
+ *   E_P[(Q/P)^a] = sum_x P(x)^(1-a) Q(x)^a = exp(a(a-1)||mu||^2 / (2 s^2)),
+ * exactly the continuous Gaussian's moment: the exponent is -[(x - a mu)^2 - a(a-1) mu^2] / (2 s^2), and
+ * the lattice sum of exp(-(x - a mu)^2 / (2 s^2)) is the normaliser again because a mu is an integer
+ * vector (Canonne, Kamath, Steinke 2020 study this distribution). Mironov, Talwar & Zhang 2019's bound for
+ * the Poisson-subsampled Gaussian at an integer order, A_a = sum_i C(a, i) q^i (1-q)^(a-i) E_P[(Q/P)^i],
+ * is built from these moments only, so it holds unchanged for the subsampled discrete Gaussian. At a
+ * fractional order the moments differ, so none is used. 2..64 decide epsilon in practice; the large ones
+ * matter for tiny sampling rates and strong noise.
+ */
+export const INTEGER_RDP_ORDERS: readonly number[] = Object.freeze([
+  ...Array.from({ length: 63 }, (_, i) => 2 + i),
+  80,
+  96,
+  128,
+  256,
+  512,
+  1024,
+]);
+
 /** log(e^x + e^y). */
 function logAdd(x: number, y: number): number {
   const lo = Math.min(x, y);
@@ -332,14 +355,19 @@ function nextSignificant(x: number, digits: number): number {
   return fromScaled(Math.round(shift >= 0 ? x * 10 ** shift : x / 10 ** -shift) + 1, shift);
 }
 
-/** smallest z (to ~1e-6 relative, then rounded UP so it surely meets the target) meeting targetEpsilon: by RDP when samplingRate < 1, else exact GDP. */
+/**
+ * smallest z (to ~1e-6 relative, then rounded UP so it surely meets the target) meeting targetEpsilon: by RDP
+ * when samplingRate < 1, else exact GDP. Given `orders`, always by RDP at those orders, q = 1 included (as
+ * DP-SGD plans are accounted, at INTEGER_RDP_ORDERS).
+ */
 export function noiseMultiplierForEpsilon(p: {
   targetEpsilon: number;
   steps: number;
   delta: number;
   samplingRate?: number;
+  orders?: readonly number[];
 }): number {
-  const { targetEpsilon, steps, delta, samplingRate = 1 } = p;
+  const { targetEpsilon, steps, delta, samplingRate = 1, orders } = p;
   if (!(Number.isFinite(targetEpsilon) && targetEpsilon > 0)) {
     throw new RangeError(`targetEpsilon must be a finite number above 0, got ${targetEpsilon}.`);
   }
@@ -351,10 +379,11 @@ export function noiseMultiplierForEpsilon(p: {
       "samplingRate is 0: nothing is released, so every noise multiplier meets any target.",
     );
   }
+  if (orders !== undefined) checkOrders(orders);
   const epsilonAt = (z: number) =>
-    samplingRate === 1
+    samplingRate === 1 && orders === undefined
       ? gdpEpsilon(Math.sqrt(steps) / z, delta)
-      : rdpEpsilon({ samplingRate, noiseMultiplier: z, steps, delta });
+      : rdpEpsilon({ samplingRate, noiseMultiplier: z, steps, delta, ...(orders ? { orders } : {}) });
   const meets = (z: number) => epsilonAt(z) <= targetEpsilon;
   // epsilon falls as z grows, so bracket [lo, hi] with hi meeting the target and lo not, then bisect.
   let hi = 1;

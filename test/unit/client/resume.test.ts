@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { WorkerBridge } from "../../../src/client/bridges";
 import { CoordinatorClient } from "../../../src/client/coordinator";
 import { type FederationEvent, runFederation } from "../../../src/client/federation";
-import { type Plan, paramCount } from "../../../src/core/plan";
+import { type Plan, paramCount, siteUpdateTraining } from "../../../src/core/plan";
 import { privatizeDelta } from "../../../src/core/privacy/mechanism";
 import { encodeVector, WireKind } from "../../../src/core/wire";
 import { type EnrollmentRow, type FedwardDb, openDb } from "../../../src/store/db";
@@ -63,7 +63,7 @@ function fakeTrainer(plan: Plan, closing?: { round: number; epoch: number; abort
       onProgress: (p: TrainProgress) => void,
       checkpoint: FitCheckpoint,
     ) => {
-      const { epochs } = plan.training;
+      const { epochs } = siteUpdateTraining(plan);
       const from = checkpoint.resume?.epoch ?? 0;
       const fit: Fit = { round: checkpoint.round, resumedFrom: from, epochs: [] };
       if (checkpoint.resume) fit.resumeWeights = checkpoint.resume.weights;

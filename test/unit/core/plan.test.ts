@@ -5,19 +5,34 @@ import {
   canonicalJson,
   cohortSpecOf,
   convOutputSizes,
+  dpSgdPrivacy,
   imageLabelColumns,
   inputShape,
   inputWidth,
+  isDpSgd,
   PlanError,
   paramCount,
   parsePlan,
   planHash,
+  privacyUnit,
+  siteUpdateTraining,
   weightShapes,
 } from "../../../src/core/plan";
 import { cnnPlanJson } from "../workers/image-plans";
-import { demoPlanJson } from "./support";
 
 type Json = Record<string, unknown>;
+
+/**
+ * The demo plans as they were before DP-SGD (site-update mechanism), kept as fixtures: the demo plans in
+ * public/demo move on, these stay at the hashes sites approved.
+ */
+function fixturePlanJson(name: "wdbc" | "synthea-hypertension" | "digits"): Json {
+  return JSON.parse(readFileSync(`test/fixtures/plans/${name}-site-update.json`, "utf8")) as Json;
+}
+
+function demoPlanJson(): Json {
+  return fixturePlanJson("wdbc");
+}
 
 /** The same JSON with the keys of every object in reverse order. */
 function reverseKeys(value: unknown): unknown {
@@ -336,8 +351,7 @@ describe("weightShapes and paramCount", () => {
 });
 
 describe("cohort plans (FHIR and OMOP)", () => {
-  const fhirDemo = () =>
-    JSON.parse(readFileSync("public/demo/synthea-hypertension-plan.json", "utf8")) as Record<string, unknown>;
+  const fhirDemo = () => fixturePlanJson("synthea-hypertension");
 
   it("accepts the FHIR demo plan and gives the cohort engine its spec, in the plan's feature order", () => {
     // Execute
@@ -403,7 +417,7 @@ describe("cohort plans (FHIR and OMOP)", () => {
 describe("evaluation.reportMetrics (sites' consent to send held-out metrics)", () => {
   it("is absent from a plan that does not ask, which keeps the hash pinned above", async () => {
     // Prepare
-    const raw = JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")) as Json;
+    const raw = fixturePlanJson("wdbc");
 
     // Execute
     const plan = parsePlan(raw);
@@ -416,7 +430,7 @@ describe("evaluation.reportMetrics (sites' consent to send held-out metrics)", (
 
   it("parses true, and a plan that asks has another hash than one that does not", async () => {
     // Prepare
-    const raw = JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")) as Json;
+    const raw = fixturePlanJson("wdbc");
     const evaluation = raw.evaluation as Json;
 
     // Execute
@@ -431,7 +445,7 @@ describe("evaluation.reportMetrics (sites' consent to send held-out metrics)", (
 
   it("refuses a value that is not a boolean and names the field", () => {
     // Prepare
-    const raw = JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")) as Json;
+    const raw = fixturePlanJson("wdbc");
 
     // Execute
     const error = refusal({ ...raw, evaluation: { holdoutFraction: 0.2, reportMetrics: "yes" } });
@@ -443,9 +457,12 @@ describe("evaluation.reportMetrics (sites' consent to send held-out metrics)", (
 
 describe("plan hashes from before image plans", () => {
   it.each([
-    ["public/demo/wdbc-plan.json", "2a54dd9fff35fdae3fc0f53f470bcae334d0f08cf326770d97b939047fe96121"],
     [
-      "public/demo/synthea-hypertension-plan.json",
+      "test/fixtures/plans/wdbc-site-update.json",
+      "2a54dd9fff35fdae3fc0f53f470bcae334d0f08cf326770d97b939047fe96121",
+    ],
+    [
+      "test/fixtures/plans/synthea-hypertension-site-update.json",
       "d20e3c788c5e8d7c7b69c4522e8984a16bc82e5bfc79829dc11ccfad89bdf577",
     ],
   ])(
@@ -696,5 +713,271 @@ describe("image plans and CNN models", () => {
     // Assert: 786432 · 16 + 16 + 17 weights
     expect(error.message).toMatch(/model: has 12582945 weights, more than the 10000000/);
     expect(error.message).toContain("model.hidden[0]");
+  });
+});
+
+describe("site-update plans from before DP-SGD (fixtures of the demo plans as they were)", () => {
+  it.each([
+    ["wdbc", "2a54dd9fff35fdae3fc0f53f470bcae334d0f08cf326770d97b939047fe96121"],
+    ["synthea-hypertension", "d20e3c788c5e8d7c7b69c4522e8984a16bc82e5bfc79829dc11ccfad89bdf577"],
+    ["digits", "771cad073a2372a50bcd48053ca42d20e8543c8a5c6911b84487db799d9c5a61"],
+  ] as const)("keep %s at its pinned hash, as the site-update mechanism", async (name, hash) => {
+    // Execute
+    const plan = parsePlan(fixturePlanJson(name));
+
+    // Assert
+    expect(await planHash(plan)).toBe(hash);
+    expect(isDpSgd(plan)).toBe(false);
+    expect(canonicalJson(plan)).not.toMatch(/mechanism|stepsPerRound|samplingRate|momentum|patientColumn/);
+    expect(siteUpdateTraining(plan)).toEqual(plan.training);
+  });
+
+  it('hash an explicit mechanism "site-update" as written, differently from the absent one', async () => {
+    // Prepare
+    const raw = fixturePlanJson("wdbc");
+    const explicit = { ...raw, privacy: { ...(raw.privacy as Json), mechanism: "site-update" } };
+
+    // Execute
+    const plan = parsePlan(explicit);
+
+    // Assert
+    expect(isDpSgd(plan)).toBe(false);
+    expect(await planHash(plan)).not.toBe(await planHash(parsePlan(raw)));
+  });
+});
+
+/** The WDBC fixture as a dp-sgd plan: steps per round and an expected batch instead of epochs and batches. */
+function dpSgdPlanJson(privacy: Json = {}, training: Json = {}): Json {
+  const raw = fixturePlanJson("wdbc");
+  raw.training = { optimizer: "sgd", learningRate: 1, ...training };
+  raw.privacy = {
+    mechanism: "dp-sgd",
+    clipNorm: 1,
+    noiseMultiplier: 1.1,
+    delta: 1e-5,
+    epsilonBudget: 3,
+    stepsPerRound: 8,
+    expectedBatchSize: 40,
+    ...privacy,
+  };
+  return raw;
+}
+
+describe("dp-sgd plans", () => {
+  it("parse with steps per round and either an expected batch size or a sampling rate", () => {
+    // Execute
+    const byBatch = parsePlan(dpSgdPlanJson());
+    const byRate = parsePlan(dpSgdPlanJson({ expectedBatchSize: undefined, samplingRate: 0.25 }));
+
+    // Assert
+    expect(isDpSgd(byBatch)).toBe(true);
+    expect(dpSgdPrivacy(byBatch)).toMatchObject({ stepsPerRound: 8, expectedBatchSize: 40 });
+    expect(dpSgdPrivacy(byRate)).toMatchObject({ stepsPerRound: 8, samplingRate: 0.25 });
+    expect(byRate.privacy.expectedBatchSize).toBeUndefined();
+  });
+
+  it("give no epochs or batch size to a dp-sgd plan and no DP-SGD settings to a site-update plan", () => {
+    // Prepare
+    const dp = parsePlan(dpSgdPlanJson());
+    const site = parsePlan(fixturePlanJson("wdbc"));
+
+    // Execute and Assert
+    expect(() => siteUpdateTraining(dp)).toThrow(/dp-sgd plan.*bug in fedward/);
+    expect(() => dpSgdPrivacy(site)).toThrow(/site-update plan.*bug in fedward/);
+  });
+
+  const badDpSgd: { what: string; raw: () => Json; path: string; message: RegExp }[] = [
+    {
+      what: "epochs",
+      raw: () => dpSgdPlanJson({}, { epochs: 2 }),
+      path: "training.epochs",
+      message: /not used by a dp-sgd plan.*stepsPerRound/,
+    },
+    {
+      what: "a batch size",
+      raw: () => dpSgdPlanJson({}, { batchSize: 32 }),
+      path: "training.batchSize",
+      message: /not used by a dp-sgd plan/,
+    },
+    {
+      what: "no steps per round",
+      raw: () => dpSgdPlanJson({ stepsPerRound: undefined }),
+      path: "privacy.stepsPerRound",
+      message: /required in a dp-sgd plan/,
+    },
+    {
+      what: "zero steps per round",
+      raw: () => dpSgdPlanJson({ stepsPerRound: 0 }),
+      path: "privacy.stepsPerRound",
+      message: /./,
+    },
+    {
+      what: "both a sampling rate and an expected batch size",
+      raw: () => dpSgdPlanJson({ samplingRate: 0.1 }),
+      path: "privacy.expectedBatchSize",
+      message: /cannot be given with privacy.samplingRate/,
+    },
+    {
+      what: "neither a sampling rate nor an expected batch size",
+      raw: () => dpSgdPlanJson({ expectedBatchSize: undefined }),
+      path: "privacy.samplingRate",
+      message: /required in a dp-sgd plan, unless privacy.expectedBatchSize is given/,
+    },
+    {
+      what: "a sampling rate above 1",
+      raw: () => dpSgdPlanJson({ expectedBatchSize: undefined, samplingRate: 1.5 }),
+      path: "privacy.samplingRate",
+      message: /./,
+    },
+    {
+      what: "a sampling rate of 0",
+      raw: () => dpSgdPlanJson({ expectedBatchSize: undefined, samplingRate: 0 }),
+      path: "privacy.samplingRate",
+      message: /./,
+    },
+    {
+      what: "a fractional expected batch size",
+      raw: () => dpSgdPlanJson({ expectedBatchSize: 2.5 }),
+      path: "privacy.expectedBatchSize",
+      message: /./,
+    },
+    {
+      what: "an unknown mechanism",
+      raw: () => dpSgdPlanJson({ mechanism: "dp-ftrl" }),
+      path: "privacy.mechanism",
+      message: /./,
+    },
+    {
+      what: "a momentum without the momentum optimizer",
+      raw: () => dpSgdPlanJson({}, { momentum: 0.9 }),
+      path: "training.momentum",
+      message: /only with optimizer "momentum", not "sgd"/,
+    },
+    {
+      what: "a momentum of 1",
+      raw: () => dpSgdPlanJson({}, { optimizer: "momentum", momentum: 1 }),
+      path: "training.momentum",
+      message: /./,
+    },
+  ];
+
+  it.each(badDpSgd)("refuse $what, naming $path", ({ raw, path, message }) => {
+    // Execute
+    const error = refusal(raw());
+
+    // Assert
+    expect(error.message).toMatch(new RegExp(`${path.replaceAll(".", "\\.")}: `));
+    expect(error.message).toMatch(message);
+  });
+
+  it.each([
+    [
+      "training.epochs",
+      (p: Json) => delete (p.training as Json).epochs,
+      /is required \(unless privacy.mechanism/,
+    ],
+    [
+      "privacy.stepsPerRound",
+      (p: Json) => ((p.privacy as Json).stepsPerRound = 4),
+      /used only by a dp-sgd plan/,
+    ],
+    [
+      "privacy.samplingRate",
+      (p: Json) => ((p.privacy as Json).samplingRate = 0.5),
+      /used only by a dp-sgd plan/,
+    ],
+  ])("refuse %s in a site-update plan the wrong way round", (path, mutate, message) => {
+    // Prepare
+    const raw = fixturePlanJson("wdbc");
+    mutate(raw);
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toContain(`${path}: `);
+    expect(error.message).toMatch(message);
+  });
+
+  it("accept the momentum optimizer with and without training.momentum", () => {
+    // Execute
+    const withDefault = parsePlan(dpSgdPlanJson({}, { optimizer: "momentum" }));
+    const withValue = parsePlan(dpSgdPlanJson({}, { optimizer: "momentum", momentum: 0.5 }));
+
+    // Assert: the default is not written into the plan (its hash stays as written)
+    expect(withDefault.training).toEqual({ optimizer: "momentum", learningRate: 1 });
+    expect(withValue.training.momentum).toBe(0.5);
+  });
+});
+
+describe("csv.patientColumn and privacyUnit", () => {
+  it("make a CSV plan's unit the patient when it names a patient column, else the row", () => {
+    // Prepare
+    const rows = dpSgdPlanJson();
+    const patients = { ...dpSgdPlanJson(), csv: { patientColumn: "patient_id" } };
+
+    // Execute and Assert
+    expect(privacyUnit(parsePlan(rows))).toBe("row");
+    expect(privacyUnit(parsePlan(patients))).toBe("patient");
+    expect(parsePlan(patients).csv).toEqual({ patientColumn: "patient_id" });
+  });
+
+  it("make a cohort's unit the patient, a DICOM plan's the patient and a PNG/JPEG plan's the image", () => {
+    // Prepare
+    const dicom = cnnPlanJson();
+    const png = cnnPlanJson();
+    png.image = { ...(png.image as Json), source: "images", labels: { key: "folder" } };
+    delete (png.image as Json).frame;
+
+    // Execute and Assert
+    expect(privacyUnit(parsePlan(fixturePlanJson("synthea-hypertension")))).toBe("patient");
+    expect(privacyUnit(parsePlan(dicom))).toBe("patient");
+    expect(privacyUnit(parsePlan(png))).toBe("image");
+    expect(privacyUnit(parsePlan(fixturePlanJson("digits")))).toBe("image");
+  });
+
+  it.each([
+    ["a feature column", "mean radius", /is also a feature column/],
+    ["the label column", "diagnosis", /is also the label column/],
+  ])("refuse a patient column that is %s", (_what, column, message) => {
+    // Prepare
+    const raw = { ...dpSgdPlanJson(), csv: { patientColumn: column } };
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toContain("csv.patientColumn: ");
+    expect(error.message).toMatch(message);
+  });
+
+  it("needs a listed csv.columns to list the patient column", () => {
+    // Prepare
+    const raw = fixturePlanJson("wdbc");
+    const columns = [...(raw.features as Json[]).map((f) => f.column as string), "diagnosis"];
+    raw.csv = { columns, patientColumn: "mrn" };
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toMatch(/csv\.columns: does not list "mrn"/);
+  });
+
+  it("refuse a patient column in a cohort plan (it reads no CSV)", () => {
+    // Prepare
+    const raw = { ...fixturePlanJson("synthea-hypertension"), csv: { patientColumn: "id" } };
+
+    // Execute
+    const error = refusal(raw);
+
+    // Assert
+    expect(error.message).toContain("csv: ");
+  });
+});
+
+describe("the demo plans in public/demo", () => {
+  it.each(["wdbc-plan.json", "synthea-hypertension-plan.json", "digits-plan.json"])("parse: %s", (file) => {
+    expect(() => parsePlan(JSON.parse(readFileSync(`public/demo/${file}`, "utf8")))).not.toThrow();
   });
 });

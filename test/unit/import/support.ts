@@ -4,6 +4,7 @@ import { type DatasetRow, type FedwardDb, openDb, type Split } from "../../../sr
 import { importCsv } from "../../../workers/import/csv";
 import type { ImportOptions } from "../../../workers/import/parser";
 import { importDataset } from "../../../workers/import/shard-writer";
+import { groupsByPatient } from "../../../workers/import/units";
 
 export function demoPlan(): Plan {
   const url = new URL("../../../public/demo/wdbc-plan.json", import.meta.url);
@@ -48,6 +49,7 @@ export function importText(
     fileName: options.fileName ?? "site.csv",
     numFeatures: inputWidth(plan),
     holdoutFraction: plan.evaluation.holdoutFraction,
+    units: groupsByPatient(plan),
   };
   return importDataset(db, meta, (sink) =>
     importCsv(source, plan, sink, { fileName: meta.fileName, ...options }),

@@ -92,7 +92,11 @@ describe("measureTraining and benchTrain", () => {
     await tf.setBackend("wasm");
 
     // Execute
-    const result = await benchTrain(parsePlan(demoPlanJson()), "cpu", { steps: 2, repeats: 3 });
+    const result = await benchTrain(parsePlan(demoPlanJson()), "cpu", {
+      steps: 2,
+      repeats: 3,
+      batchSize: 16,
+    });
 
     // Assert
     expect(tf.getBackend()).toBe("cpu");

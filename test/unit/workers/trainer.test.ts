@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initialWeights } from "../../../src/core/model-format";
-import { type Plan, parsePlan } from "../../../src/core/plan";
+import { type Plan, parsePlan, siteUpdateTraining } from "../../../src/core/plan";
 import { CryptoRandom } from "../../../src/core/random";
 import { buildModel, readWeights } from "../../../workers/train/model";
 import type { ShardSource } from "../../../workers/train/trainer";
@@ -80,11 +80,11 @@ describe("trainer", () => {
 
     // Assert
     expect(out.numExamples).toBe(154);
-    expect(train.reads).toHaveLength(4 * plan.training.epochs);
-    for (let e = 0; e < plan.training.epochs; e++) {
+    expect(train.reads).toHaveLength(4 * siteUpdateTraining(plan).epochs);
+    for (let e = 0; e < siteUpdateTraining(plan).epochs; e++) {
       expect([...train.reads.slice(4 * e, 4 * e + 4)].sort()).toEqual([0, 1, 2, 3]);
     }
-    expect(progress).toHaveLength(plan.training.epochs * Math.ceil(154 / 16));
+    expect(progress).toHaveLength(siteUpdateTraining(plan).epochs * Math.ceil(154 / 16));
     expect(after.accuracy).toBeGreaterThan(0.85);
     expect(after.loss).toBeLessThan(before.loss);
     expect(out.weights).toEqual(await readWeights(model));
