@@ -16,9 +16,9 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import type { Remote } from "comlink";
 import { createServer } from "vite";
+import { dpSgdPrivacy } from "../../src/core/plan";
 import { launchSite } from "../e2e/browser";
 import type { BenchWorkerApi } from "./bench.worker";
-import { dpSgdPrivacy } from "../../src/core/plan";
 import { benchModels } from "./bench-models";
 import { addRun, type DpSgdFigures, dpSgdLines, emptyFigures } from "./dp-sgd-lines";
 import { median } from "./timing";
@@ -109,36 +109,40 @@ try {
     }
   }
 
-  // DP-SGD against non-private, per backend, at the same batch
+  // DP-SGD against non-private and PyTorch, per backend, at the same batch, alternating run by run
   for (const [name, plan, { steps, repeats, batch, dpSgd }] of benchModels()) {
     const results: Record<string, DpSgdFigures> = {};
-    for (const backend of BACKENDS) {
-      const slow = name === "cnn" && (backend === "cpu" || backend === "webgpu" || backend === "webgl");
-      const job = { plan, dpSgd, backend, steps: slow ? 2 : steps, batch };
-      const figures = emptyFigures();
-      try {
-        for (let r = 0; r < repeats; r++) {
+    const failed = new Set<string>();
+    const { clipNorm, noiseMultiplier } = dpSgdPrivacy(dpSgd);
+    const torch: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      for (const backend of BACKENDS.filter((b) => !failed.has(b))) {
+        const slow = name === "cnn" && (backend === "cpu" || backend === "webgpu" || backend === "webgl");
+        const job = { plan, dpSgd, backend, steps: slow ? 2 : steps, batch };
+        try {
           const nonPrivate = await call((b, j: typeof job) => b.train(j.plan, j.backend, j.steps, 1), job);
           const dp = await call((b, j: typeof job) => b.dpSgd(j.dpSgd, j.backend, j.steps, 1, j.batch), job);
-          addRun(figures, dp, nonPrivate.examplesPerSecond);
+          results[backend] ??= emptyFigures();
+          addRun(results[backend], dp, nonPrivate.examplesPerSecond);
+        } catch (error) {
+          failed.add(backend);
+          console.log(`bench dp-sgd worker ${name} ${backend}: not measured (${(error as Error).message})`);
         }
-        results[backend] = figures;
-      } catch (error) {
-        console.log(`bench dp-sgd worker ${name} ${backend}: not measured (${(error as Error).message})`);
       }
-    }
-    const { clipNorm, noiseMultiplier } = dpSgdPrivacy(dpSgd);
-    const torch = python
-      ? torchDpSgdRate(python, dpSgd, {
+      if (python) {
+        const job = {
           threads: 1,
           batch,
           steps,
-          repeats,
+          repeats: 1,
           clip: clipNorm,
           sigma: noiseMultiplier * clipNorm,
-        })
-      : undefined;
-    for (const line of dpSgdLines("worker ", name, batch, results, torch)) console.log(line);
+        };
+        torch.push(torchDpSgdRate(python, dpSgd, job));
+      }
+    }
+    const lines = dpSgdLines("worker ", name, batch, results, torch.length > 0 ? median(torch) : undefined);
+    for (const line of lines) console.log(line);
   }
 } finally {
   await site.close();

@@ -4,7 +4,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoordinatorClient } from "../../src/client/coordinator";
 import { paramCount, parsePlan } from "../../src/core/plan";
-import { exactGaussianEpsilon } from "../../src/core/privacy/accounting";
+import { formatEpsilon, planPrivacy } from "../../src/core/privacy/budget";
 import { encodeVector, WireKind } from "../../src/core/wire";
 import { audit } from "./axe";
 import { launchSite, type Site } from "./browser";
@@ -123,8 +123,9 @@ describe("the clinician's path", () => {
     expect(ledger.rows.map((r) => r.round)).toEqual([1, 2]);
     expect(ledger.rows[0]?.outcome).toBe("accepted");
     expect(ledger.rows[1]?.outcome).toMatch(/^withheld/);
-    const oneRelease = exactGaussianEpsilon([plan.privacy.noiseMultiplier], plan.privacy.delta);
-    expect(ledger.spent).toBeCloseTo(oneRelease, 6);
+    // One DP-SGD round's epsilon per row (the withheld one counts nothing).
+    const oneRelease = planPrivacy(plan, 100).epsilonPerRound[0] as number;
+    expect(ledger.spent).toBeCloseTo(oneRelease, 12);
     expect(await page.getByTestId("privacy-spent").getAttribute("data-withheld")).toBe("1");
     expect(await page.locator("[data-testid=rounds] tr[data-round='2'] td:last-child").textContent()).toBe(
       "not sent: withheld by this site",
@@ -146,7 +147,7 @@ describe("the clinician's path", () => {
     expect(card).toContain("# Model card: WDBC clinician path");
     expect(card).toContain("The final model is version 2, after 2 rounds.");
     expect(card).toContain("This site sent its update in 1 round(s); it withheld round(s) 2 (not sent).");
-    expect(card).toContain(`This site spent ε = ${oneRelease.toFixed(0)} of its budget`);
+    expect(card).toContain(`This site spent ε = ${formatEpsilon(oneRelease)} per row of its budget`);
     expect(card).toMatch(/Model version 2: accuracy \d+\.\d%/);
     expect(await page.getByTestId("model-card").textContent()).toBe(card);
     found.push(...(await audit(page, "path-model")));

@@ -29,7 +29,7 @@ describe("federation end to end", () => {
     // Prepare
     const plan = parsePlan(JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")));
     // The plan fixes the sampling rate, so every site's epsilon is the same whatever its size.
-    const perRound = planPrivacy(plan, 1).epsilonPerRound;
+    const perRound = planPrivacy(plan, 100).epsilonPerRound;
     const federationId = coordinator.invites[0]?.federationId as string;
     const files = ["public/demo/wdbc-site1.csv", "public/demo/wdbc-site2.csv"];
     for (let i = 0; i < 2; i++) sites.push(await launchSite());
@@ -60,8 +60,11 @@ describe("federation end to end", () => {
       expect(ledger.rows.map((r) => r.sha256)).toEqual(ledger.uploadShas);
       expect(ledger.rows.every((r) => r.outcome === "accepted")).toBe(true);
       // The ledger's epsilon is the plan's, round by round (RDP of the sampled Gaussian, integer orders).
-      expect(ledger.rows.map((r) => r.epsilonAfter)).toEqual(perRound);
-      expect(ledger.spent).toBe(epsilon);
+      // Chromium's Math.log and Math.exp may differ from Node's in the last bit: equal to 12 digits.
+      ledger.rows.forEach((r, i) => {
+        expect(r.epsilonAfter).toBeCloseTo(perRound[i] as number, 12);
+      });
+      expect(ledger.spent).toBe(ledger.rows[2]?.epsilonAfter);
       const rows = page.locator("[data-testid=ledger] tbody tr");
       for (let i = 0; i < 3; i++) {
         const row = rows.nth(i);

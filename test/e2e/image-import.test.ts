@@ -105,7 +105,7 @@ describe.runIf(present)("image import end to end", () => {
       },
       label: { positive: "CT", negative: "MR" },
       model: { type: "cnn", conv: [{ filters: 4, kernel: 3, pool: 2 }], dense: [8], activation: "relu" },
-      training: { ...digits.training, epochs: 1 },
+      privacy: { ...digits.privacy, stepsPerRound: 5 },
       evaluation: { holdoutFraction: 0.3 },
     });
     const plans = [modality, { ...digits, id: "digits-e2e" }].map((p) => ({ ...p, rounds: 1, minSites: 1 }));

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePlan } from "../../src/core/plan";
+import { planPrivacy } from "../../src/core/privacy/budget";
 import { launchSite, type Site } from "./browser";
 import { freshCoordinator } from "./coordinator";
 import { enrollAndImport, ledgerOnPage } from "./site-page";
@@ -23,14 +24,15 @@ describe("privacy budget end to end", () => {
   });
 
   it("stops before the round that would spend more than the budget, and shows what was spent", async () => {
-    // Prepare: the demo plan's z = 0.02 spends epsilon 2800.6 in 2 rounds and 4118.4 in 3 (delta 1e-5)
+    // Prepare: the demo plan's DP-SGD spends epsilon 2.40 per row in 2 rounds and 2.99 in 3 (delta 1e-5)
     const demo = parsePlan(JSON.parse(readFileSync("public/demo/wdbc-plan.json", "utf8")));
     const plan = {
       ...demo,
       id: "budget-e2e",
       minSites: 1,
-      privacy: { ...demo.privacy, epsilonBudget: 3000 },
+      privacy: { ...demo.privacy, epsilonBudget: 2.5 },
     };
+    const twoRounds = planPrivacy(plan, 100).epsilonPerRound[1] as number;
     const { federation, invites } = await coordinator.storage.createFederation(plan, ["Budget site"]);
     site = await launchSite();
     const page = await site.context.newPage();
@@ -61,7 +63,7 @@ describe("privacy budget end to end", () => {
     );
     const ledger = await ledgerOnPage(page);
     expect(ledger.rows.map((r) => r.round)).toEqual([1, 2]);
-    expect(ledger.spent).toBeCloseTo(2800.60237, 3);
+    expect(ledger.spent).toBeCloseTo(twoRounds, 12);
     expect((await coordinator.storage.getFederation(federation.id))?.currentRound).toBe(3);
     expect(await coordinator.storage.getModelVersions(federation.id)).toEqual([0, 1, 2]);
     // The books survive a reload: IndexedDB holds the ledger, the page shows it again.
