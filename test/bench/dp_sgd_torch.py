@@ -10,9 +10,7 @@ a private mechanism), divides by the batch and takes an optimizer step. Prints
 """
 
 import json
-import statistics
 import sys
-import time
 
 import torch
 try:
@@ -21,7 +19,7 @@ except ImportError:  # PyTorch 1.13 (Debian bookworm) ships the same API as func
     from functorch import grad, vmap
     from torch.nn.utils.stateless import functional_call
 
-from train_torch import build
+from train_torch import build, print_rate
 
 
 def main():
@@ -62,14 +60,7 @@ def main():
         optimizer.step()
         return float(norms[0])  # waits for the step
 
-    step()  # warm-up
-    runs = []
-    for _ in range(job["repeats"]):
-        start = time.perf_counter()
-        for _ in range(job["steps"]):
-            step()
-        runs.append(job["steps"] * n / (time.perf_counter() - start))
-    print(json.dumps({"examples_per_second": statistics.median(runs), "runs": runs}))
+    print_rate(step, job, n)
 
 
 if __name__ == "__main__":

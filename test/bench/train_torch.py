@@ -54,6 +54,18 @@ def build(plan):
     return nn.Sequential(*layers)
 
 
+def print_rate(step, job, n):
+    """Times job["repeats"] runs of job["steps"] calls of step() after one warm-up; prints the median rate."""
+    step()
+    runs = []
+    for _ in range(job["repeats"]):
+        start = time.perf_counter()
+        for _ in range(job["steps"]):
+            step()
+        runs.append(job["steps"] * n / (time.perf_counter() - start))
+    print(json.dumps({"examples_per_second": statistics.median(runs), "runs": runs}))
+
+
 def main():
     job = json.load(sys.stdin)
     plan = job["plan"]
@@ -78,14 +90,7 @@ def main():
         optimizer.step()
         return loss.item()  # waits for the step, as tfjs's trainOnBatch does
 
-    step()  # warm-up
-    runs = []
-    for _ in range(job["repeats"]):
-        start = time.perf_counter()
-        for _ in range(job["steps"]):
-            step()
-        runs.append(job["steps"] * n / (time.perf_counter() - start))
-    print(json.dumps({"examples_per_second": statistics.median(runs), "runs": runs}))
+    print_rate(step, job, n)
 
 
 if __name__ == "__main__":

@@ -886,6 +886,11 @@ describe("dp-sgd plans", () => {
       (p: Json) => ((p.privacy as Json).samplingRate = 0.5),
       /used only by a dp-sgd plan/,
     ],
+    [
+      "training.optimizer",
+      (p: Json) => ((p.training as Json).optimizer = "momentum"),
+      /"momentum", which only a dp-sgd plan trains with/,
+    ],
   ])("refuse %s in a site-update plan the wrong way round", (path, mutate, message) => {
     // Prepare
     const raw = fixturePlanJson("wdbc");
