@@ -118,18 +118,51 @@ function below(table: DiscreteGaussianTable, k: number, u1: number, u2: number):
   return u2 < (table.lo[k] as number);
 }
 
-/** One draw of |X|: the least k with U < T_k, U a uniform 96-bit integer (low words drawn only on a tie). */
-function sampleMagnitude(table: DiscreteGaussianTable, rng: CryptoRandom): number {
+const guides = new WeakMap<DiscreteGaussianTable, Uint32Array>();
+
+/**
+ * A guide to the table by the top 16 bits of a high word: guide[j] is the least k with hi[k] >= j * 2^16
+ * (hi.length if none), for j = 0..2^16. hi is non-decreasing, so the least k with hi[k] >= u0 lies in
+ * [guide[u0 >>> 16], guide[(u0 >>> 16) + 1]]: the search below gives the same k for the same random
+ * words as a search of the whole table, in a range of a few entries instead of log2 K steps.
+ */
+function guideOf(table: DiscreteGaussianTable): Uint32Array {
+  let guide = guides.get(table);
+  if (guide) return guide;
   const { hi } = table;
-  const u0 = rng.uint32();
-  // Least k with hi[k] >= u0.
-  let lo = 0;
-  let high = hi.length;
+  guide = new Uint32Array(2 ** 16 + 1);
+  let k = 0;
+  for (let j = 0; j <= 2 ** 16; j++) {
+    const threshold = j * 2 ** 16;
+    while (k < hi.length && (hi[k] as number) < threshold) k++;
+    guide[j] = k;
+  }
+  guides.set(table, guide);
+  return guide;
+}
+
+/** The least k with hi[k] >= u0 (hi.length if none), searched within the guide's bracket. */
+export function firstAtLeast(
+  table: DiscreteGaussianTable,
+  u0: number,
+  guide: Uint32Array = guideOf(table),
+): number {
+  const { hi } = table;
+  let lo = guide[u0 >>> 16] as number;
+  let high = guide[(u0 >>> 16) + 1] as number;
   while (lo < high) {
     const m = (lo + high) >>> 1;
     if ((hi[m] as number) < u0) lo = m + 1;
     else high = m;
   }
+  return lo;
+}
+
+/** One draw of |X|: the least k with U < T_k, U a uniform 96-bit integer (low words drawn only on a tie). */
+function sampleMagnitude(table: DiscreteGaussianTable, guide: Uint32Array, rng: CryptoRandom): number {
+  const { hi } = table;
+  const u0 = rng.uint32();
+  const lo = firstAtLeast(table, u0, guide);
   if (lo === hi.length || (hi[lo] as number) > u0) return lo;
   // hi[lo] === u0: every k with the same high word decides on the lower words.
   const u1 = rng.uint32();
@@ -145,10 +178,11 @@ export function sampleDiscreteGaussian(
   rng: CryptoRandom,
   out: Int32Array,
 ): void {
+  const guide = guideOf(table);
   let signs = 0;
   let left = 0;
   for (let i = 0; i < out.length; i++) {
-    const k = sampleMagnitude(table, rng);
+    const k = sampleMagnitude(table, guide, rng);
     if (k === 0) {
       out[i] = 0;
       continue;

@@ -3,6 +3,7 @@ import {
   buildDiscreteGaussianTable,
   type DiscreteGaussianTable,
   discreteGaussianTable,
+  firstAtLeast,
   sampleDiscreteGaussian,
 } from "../../../src/core/privacy/cdt";
 import { CryptoRandom } from "../../../src/core/random";
@@ -106,6 +107,32 @@ describe("the discrete Gaussian table", () => {
 
     // Assert
     expect(execute).toThrow(/variance s\^2 = num\/den of at least 1/);
+  });
+
+  it("finds through its guide the same entry as a search of the whole table, at and around every boundary", () => {
+    // Prepare: a wide table (K about 180,000), and every high word that matters: each entry's, one either side
+    const table = buildDiscreteGaussianTable(20000n * 20000n, 1n);
+    const { hi } = table;
+    const whole = (u0: number) => {
+      let lo = 0;
+      let high = hi.length;
+      while (lo < high) {
+        const m = (lo + high) >>> 1;
+        if ((hi[m] as number) < u0) lo = m + 1;
+        else high = m;
+      }
+      return lo;
+    };
+    const words = [0, 1, 2 ** 16 - 1, 2 ** 16, 2 ** 32 - 1];
+    for (let k = 0; k < hi.length; k += 7) {
+      const h = hi[k] as number;
+      words.push(h, Math.max(0, h - 1), Math.min(2 ** 32 - 1, h + 1));
+    }
+
+    // Execute, Assert
+    const wrong = words.filter((u0) => firstAtLeast(table, u0) !== whole(u0));
+    expect(hi.length).toBeGreaterThan(100_000);
+    expect(wrong).toEqual([]);
   });
 
   it("is built once per scale and reused", () => {
