@@ -1,9 +1,11 @@
+import { durationText } from "../client/round-wait";
 import {
   type AdminFederation,
   type AdminFederationsResponse,
   type AdminInviteResponse,
   type AdminMetricsResponse,
   type AdminRound,
+  type AdminRoundActionResponse,
   type AdminRoundsResponse,
   type AdminSitesResponse,
   type AdminVersionMetrics,
@@ -172,9 +174,22 @@ async function showDashboard(root: HTMLElement, token: string): Promise<void> {
       ]);
       const title = h("h2", { tabindex: "-1", id: "federation-title" }, `Federation: ${federation.title}`);
       const form = inviteForm(federation, token, invite, async (made) => refresh(false, made), fail);
+      // A round action, then the page again: the federation (and its open round) as the coordinator has it now.
+      const act = async (path: string, body: unknown, shown: HTMLElement) => {
+        shown.replaceChildren();
+        try {
+          const result = await call<AdminRoundActionResponse>(token, path, body);
+          await refresh(false);
+          return result;
+        } catch (e) {
+          if (isAuthError(e)) fail(e);
+          else shown.replaceChildren(errorBox(e));
+          return undefined;
+        }
+      };
       detail.replaceChildren(
-        federationSection(title, federation, sites, form),
-        roundsSection(rounds, metrics.reportMetrics),
+        federationSection(title, federation, sites, form, act),
+        roundsSection(federation, rounds, metrics.reportMetrics, act),
         metricsSection(federation, metrics),
       );
       if (focus) title.focus();
@@ -255,13 +270,40 @@ function federationsTable(federations: AdminFederation[], onSelect: (f: AdminFed
   );
 }
 
+type RoundAct = (
+  path: string,
+  body: unknown,
+  shown: HTMLElement,
+) => Promise<AdminRoundActionResponse | undefined>;
+
 function federationSection(
   title: HTMLElement,
   federation: AdminFederation,
   { sites, invites }: AdminSitesResponse,
   form: HTMLElement,
+  act: RoundAct,
 ): HTMLElement {
   const labels = new Map(sites.map((s) => [s.id, s.label]));
+  const revokeResult = h("div", { role: "status", "data-testid": "revoke-result" });
+  const revokeCell = (site: AdminSitesResponse["sites"][number]) => {
+    if (site.revokedAt !== null) return h("td", {}, "revoked ", time(site.revokedAt));
+    if (federation.status === "done") return h("td", {}, "took part");
+    return h(
+      "td",
+      {},
+      "takes part ",
+      h(
+        "button",
+        {
+          type: "button",
+          class: "secondary",
+          "aria-label": `Revoke ${site.label}: its token stops working and rounds no longer wait for it`,
+          onclick: () => void act(adminPaths.revokeSite(federation.id, site.id), {}, revokeResult),
+        },
+        "Revoke",
+      ),
+    );
+  };
   return h(
     "section",
     { "aria-labelledby": "federation-title" },
@@ -270,20 +312,23 @@ function federationSection(
     h("h3", {}, "Sites"),
     table(
       "sites",
-      "Enrolled sites; last seen is the site's latest request to the coordinator",
-      ["Site", "Enrolled", "Last seen", "Updates accepted"],
+      "Enrolled sites; last seen is the site's latest request to the coordinator. A revoked site's token " +
+        "stops working at once (an update it already sent stays counted); give it a new invite to take part again.",
+      ["Site", "Enrolled", "Last seen", "Updates accepted", "Status"],
       sites.map((s) =>
         h(
           "tr",
-          { "data-site-id": s.id },
+          { "data-site-id": s.id, "data-revoked": String(s.revokedAt !== null) },
           h("td", {}, s.label),
           h("td", {}, time(s.enrolledAt)),
           h("td", {}, time(s.lastSeenAt)),
           h("td", {}, s.updatesAccepted),
+          revokeCell(s),
         ),
       ),
       "No site has enrolled yet.",
     ),
+    revokeResult,
     h("h3", {}, "Invites"),
     table(
       "invites",
@@ -366,11 +411,19 @@ function inviteForm(
   );
 }
 
-function roundsSection({ minSites, rounds }: AdminRoundsResponse, reportMetrics: boolean): HTMLElement {
+function roundsSection(
+  federation: AdminFederation,
+  response: AdminRoundsResponse,
+  reportMetrics: boolean,
+  act: RoundAct,
+): HTMLElement {
+  const { minSites, rounds } = response;
+  const open = rounds.find((r) => r.status === "open");
   return h(
     "section",
     {},
     h("h2", {}, "Rounds"),
+    open && federation.status === "training" ? openRoundPanel(federation, response, open, act) : null,
     h(
       "p",
       { class: "muted" },
@@ -380,14 +433,24 @@ function roundsSection({ minSites, rounds }: AdminRoundsResponse, reportMetrics:
           "held-out data and keeps the result, because this plan does not ask for them " +
           "(evaluation.reportMetrics). ") +
         "What the coordinator knows is shown here: who took part in " +
-        `each round (it aggregates once ${minSites === 1 ? "1 update arrives" : `${minSites} updates arrive`}), ` +
+        `each round (it needs ${minSites === 1 ? "1 update" : `${minSites} updates`}), ` +
         "the L2 norm of each update as received (after the site's clipping and noise), refused uploads with " +
         "the reason the site was given, and timing.",
     ),
     table(
       "admin-rounds",
       "Rounds, oldest first",
-      ["Round", "Status", "Accepted updates", "Refused uploads", "Mean update norm", "Opened", "Aggregated"],
+      [
+        "Round",
+        "Status",
+        "Accepted updates",
+        "Refused uploads",
+        "Mean update norm",
+        "Opened",
+        "Aggregated",
+        "Deadline",
+        "Closed because",
+      ],
       rounds.map(roundRow),
       "No round yet.",
     ),
@@ -441,6 +504,115 @@ function roundRow(r: AdminRound): HTMLElement {
       time(r.aggregatedAt),
       r.aggregatedAt === null ? null : ` (${fmt(minutes(r.openedAt, r.aggregatedAt), 1)} min)`,
     ),
+    h(
+      "td",
+      {},
+      r.deadline === null ? "none" : time(r.deadline),
+      r.deadlineExtensions === 0 ? null : ` (moved on ${r.deadlineExtensions}×)`,
+    ),
+    h("td", {}, r.closeReason === null ? "—" : CLOSE_REASONS[r.closeReason]),
+  );
+}
+
+const CLOSE_REASONS: Record<NonNullable<AdminRound["closeReason"]>, string> = {
+  "all-reported": "every active site had sent",
+  quorum: "enough sites had sent (no deadline)",
+  deadline: "its deadline, with enough sites",
+  admin: "closed early by the admin",
+};
+
+/**
+ * The open round: how far it is, why it waits and for which sites, the time left by the coordinator's
+ * clock, and the admin's actions on it (close now, move the deadline, change the quorum).
+ */
+function openRoundPanel(
+  federation: AdminFederation,
+  { minSites, sitesActive, serverTime }: AdminRoundsResponse,
+  open: AdminRound,
+  act: RoundAct,
+): HTMLElement {
+  const sent = open.accepted.length;
+  const left = open.deadline === null ? undefined : Date.parse(open.deadline) - Date.parse(serverTime);
+  const closes =
+    left === undefined
+      ? `It closes as soon as ${minSites} have sent (the plan sets no deadline).`
+      : sent < minSites
+        ? `Its deadline is ${new Date(open.deadline as string).toLocaleString()} (in ${durationText(left)}); ` +
+          `it closes then only if ${minSites} have sent, otherwise the deadline moves on.`
+        : `It closes when the other sites have sent or at ${new Date(open.deadline as string).toLocaleString()} ` +
+          `(in ${durationText(left)}), whichever comes first.`;
+  const waiting =
+    open.waitingFor.length === 0
+      ? ""
+      : ` Waiting for: ${open.waitingFor.map((s) => s.siteLabel).join(", ")}.`;
+  const shown = h("div", { role: "status", "data-testid": "round-action-result" });
+  const deadlineInput = h("input", {
+    id: "round-deadline",
+    type: "datetime-local",
+    required: true,
+  }) as HTMLInputElement;
+  const quorumInput = h("input", {
+    id: "round-min-sites",
+    type: "number",
+    min: "1",
+    max: "1000",
+    value: String(minSites),
+    required: true,
+  }) as HTMLInputElement;
+  const form = (
+    id: string,
+    label: string,
+    input: HTMLInputElement,
+    button: string,
+    send: () => Promise<unknown>,
+  ) => {
+    const element = h(
+      "form",
+      { "data-testid": id, class: "admin-form" },
+      h("label", { for: input.id }, label),
+      input,
+      h("button", { type: "submit" }, button),
+    );
+    element.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void send();
+    });
+    return element;
+  };
+  return h(
+    "div",
+    { "data-testid": "open-round", "data-round": String(open.round) },
+    h(
+      "p",
+      { "data-testid": "open-round-status" },
+      `Round ${open.round} of ${federation.rounds} is open: ${sent} of ${sitesActive} active sites have sent ` +
+        `their update; the round needs ${minSites}. ${closes}${waiting}`,
+    ),
+    h(
+      "p",
+      { class: "admin-actions" },
+      h(
+        "button",
+        {
+          type: "button",
+          disabled: sent < minSites,
+          title: sent < minSites ? `Needs ${minSites} updates first` : undefined,
+          onclick: () => void act(adminPaths.closeRound(federation.id, open.round), {}, shown),
+        },
+        "Close the round now",
+      ),
+    ),
+    form("deadline-form", "New deadline for this round", deadlineInput, "Move the deadline", () =>
+      act(
+        adminPaths.roundDeadline(federation.id, open.round),
+        { deadline: new Date(deadlineInput.value).toISOString() },
+        shown,
+      ),
+    ),
+    form("min-sites-form", "Quorum (sites needed per round)", quorumInput, "Change the quorum", () =>
+      act(adminPaths.minSites(federation.id), { minSites: Number(quorumInput.value) }, shown),
+    ),
+    shown,
   );
 }
 

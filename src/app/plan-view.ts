@@ -1,6 +1,7 @@
+import { durationText } from "../client/round-wait";
 import { InputError } from "../core/errors";
 import { describeModel } from "../core/model-format";
-import { dpSgdPrivacy, isDpSgd, type Plan, siteUpdateTraining } from "../core/plan";
+import { dpSgdPrivacy, isDpSgd, type Plan, roundDeadlineMs, siteUpdateTraining } from "../core/plan";
 import { formatEpsilon, planPrivacy } from "../core/privacy/budget";
 import { noiseStd } from "../core/privacy/mechanism";
 import { h } from "./dom";
@@ -75,9 +76,20 @@ export function planView(plan: Plan, hash: string, units?: number): PlanView {
   return { element, setUnits };
 }
 
+/** How a round of a plan with roundDeadline closes (nothing for a plan without one: it closes at quorum). */
+function deadlineText(plan: Plan): string {
+  const deadline = roundDeadlineMs(plan);
+  if (!deadline) return "";
+  return (
+    `; a round closes once every enrolled site has sent its update, or after ${durationText(deadline.roundMs)} ` +
+    `if ${plan.minSites} have (otherwise its deadline moves on by ${durationText(deadline.extendMs)}); ` +
+    "an update that arrives after its round closed is not counted"
+  );
+}
+
 export function trainingText(plan: Plan): string {
   const t = plan.training;
-  const sites = `at least ${plan.minSites} sites per round`;
+  const sites = `at least ${plan.minSites} sites per round${deadlineText(plan)}`;
   const opt = `${optimizerText(t)} at learning rate ${t.learningRate}`;
   if (!isDpSgd(plan)) {
     const { epochs, batchSize } = siteUpdateTraining(plan);

@@ -51,6 +51,7 @@ const COLUMNS = [
   "Grid",
   "Bytes",
   "SHA-256 of upload",
+  "Counted in",
   "Coordinator",
 ];
 
@@ -119,6 +120,16 @@ export function privacyView(plan: Plan, option?: HTMLElement): PrivacyView {
   };
 }
 
+/** Where the coordinator's receipt says the release went: which model version, or not (yet). */
+function countedText(r: ReleaseRow): string {
+  const receipt = r.receipt;
+  if (r.withheldAt !== undefined || receipt?.status === "refused" || r.refused !== undefined)
+    return "not counted";
+  if (receipt?.status === "counted") return `model version ${receipt.modelVersion}`;
+  if (receipt?.status === "accepted") return "when the round closes";
+  return "—";
+}
+
 function ledgerRow(r: ReleaseRow): HTMLElement {
   const dpSgd = r.mechanism === "dp-sgd";
   return h(
@@ -138,6 +149,8 @@ function ledgerRow(r: ReleaseRow): HTMLElement {
           }
         : {}),
       "data-status": r.withheldAt ? "withheld" : r.sentAt ? "accepted" : r.refused ? "refused" : "pending",
+      ...(r.receipt ? { "data-receipt": r.receipt.status } : {}),
+      ...(r.receipt?.modelVersion != null ? { "data-model-version": String(r.receipt.modelVersion) } : {}),
     },
     h("td", {}, r.round),
     h("td", {}, r.withheldAt ? "not counted" : formatEpsilon(r.epsilonAfter)),
@@ -149,6 +162,7 @@ function ledgerRow(r: ReleaseRow): HTMLElement {
     h("td", {}, `2^${Math.log2(r.grid)}`),
     h("td", {}, r.bytes),
     h("td", { class: "hash", title: r.sha256 }, r.sha256.slice(0, 16)),
+    h("td", {}, countedText(r)),
     h(
       "td",
       {},

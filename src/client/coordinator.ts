@@ -126,8 +126,9 @@ export class CoordinatorClient {
     return this.json("POST", apiPaths.enroll, { inviteCode });
   }
 
-  state(federationId: string): Promise<FederationState> {
-    return this.json("GET", apiPaths.state(federationId));
+  /** `receiptFor`: the round whose upload receipt the state's myUpload answers (default: the latest). */
+  state(federationId: string, receiptFor?: number): Promise<FederationState> {
+    return this.json("GET", apiPaths.state(federationId, receiptFor));
   }
 
   async model(federationId: string, version: number, count: number): Promise<Float32Array> {

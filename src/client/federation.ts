@@ -7,6 +7,7 @@ import { dpSgdPrivacy, isDpSgd, type Plan, paramCount, siteUpdateTraining } from
 import { type BudgetCheck, checkBudget, formatEpsilon, refusalText } from "../core/privacy/budget";
 import { dpSgdGrid, dpSgdSchedule } from "../core/privacy/dp-sgd";
 import { noiseStd } from "../core/privacy/mechanism";
+import type { UploadReceipt } from "../core/protocol";
 import { sha256Hex } from "../core/sha256";
 import { encodeVector, WireKind } from "../core/wire";
 import type { EnrollmentRow, FedwardDb, ReleaseRow, RoundRow } from "../store/db";
@@ -14,6 +15,7 @@ import {
   approveRelease,
   countsAgainstBudget,
   ledgerOf,
+  recordReceipt,
   releaseCost,
   releaseFor,
   settleRelease,
@@ -23,6 +25,7 @@ import { dropCheckpoints, recordReleaseDroppingCheckpoint } from "../store/round
 import type { WorkerBridge } from "./bridges";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator";
 import { resumePoint } from "./resume";
+import { roundWaitText } from "./round-wait";
 import { offline, pause } from "./wake";
 
 export type FederationEvent =
@@ -160,6 +163,11 @@ export async function runFederation(run: FederationRun): Promise<void> {
   for (;;) {
     signal.throwIfAborted();
     const now = await state();
+    // The coordinator's receipt for this site's latest upload goes into its ledger row ("counted in model
+    // version v" once that round closed).
+    if (now.myUpload && (await recordReceipt(db, federationId, now.myUpload))) {
+      await reportPrivacy(db, enrollment, onEvent);
+    }
     if (now.status === "done") {
       await dropCheckpoints(db, federationId);
       const final = await read("the final model", () => client.model(federationId, now.modelVersion, count));
@@ -171,12 +179,16 @@ export async function runFederation(run: FederationRun): Promise<void> {
       const mine = await releaseFor(db, federationId, now.round);
       if (mine && mine.sentAt === undefined) {
         // The acknowledgement was lost (or the page reloaded); the coordinator says it holds the update.
-        await settleRelease(db, federationId, now.round, { sentAt: Date.now() });
+        const receipt = now.myUpload?.round === now.round ? now.myUpload : undefined;
+        await settleRelease(db, federationId, now.round, {
+          sentAt: Date.now(),
+          ...(receipt ? { receipt } : {}),
+        });
         await reportPrivacy(db, enrollment, onEvent);
       }
       onEvent({
         type: "status",
-        text: `Round ${now.round} of ${now.rounds}: update sent; waiting for other sites (${now.updatesThisRound} of ${now.minSites} in).`,
+        text: `Round ${now.round} of ${now.rounds}: update sent. ${roundWaitText(now)}`,
       });
       // Woken early when the computer wakes or comes back online.
       await pause(run.pollMs ?? 2000, signal);
@@ -188,7 +200,7 @@ export async function runFederation(run: FederationRun): Promise<void> {
       // Declined in the upload review: never sent, also not after a reload; the round goes on without us.
       onEvent({
         type: "status",
-        text: `Round ${round} of ${now.rounds}: this site chose not to send its update; waiting for the other sites to finish the round.`,
+        text: `Round ${round} of ${now.rounds}: this site chose not to send its update. ${roundWaitText(now)}`,
       });
       await sleep(run.pollMs ?? 2000, signal);
       continue;
@@ -259,10 +271,20 @@ export async function runFederation(run: FederationRun): Promise<void> {
         "input",
       );
     }
-    const accepted = await uploadWithRetry(client, run, round, release.body);
+    const outcome = await uploadWithRetry(client, run, round, release.body);
     const at = Date.now();
-    await settleRelease(db, federationId, round, accepted ? { sentAt: at } : { refused: "round closed" });
-    const patch = accepted ? { uploadedAt: at } : { notSent: "round closed" };
+    const { receipt } = outcome;
+    await settleRelease(
+      db,
+      federationId,
+      round,
+      outcome.accepted
+        ? { sentAt: at, receipt }
+        : { refused: outcome.reason, ...(receipt ? { receipt } : {}) },
+    );
+    const patch = outcome.accepted
+      ? { uploadedAt: at }
+      : { notSent: `refused by the coordinator: ${outcome.reason}` };
     onEvent({ type: "round", row: await updateRound(db, federationId, round, patch) });
     await reportPrivacy(db, enrollment, onEvent);
   }
@@ -439,28 +461,38 @@ async function withRetry<T>(what: string, get: () => Promise<T>, run: Federation
   }
 }
 
+type UploadOutcome =
+  | { accepted: true; receipt: UploadReceipt }
+  | { accepted: false; reason: string; receipt: UploadReceipt | undefined };
+
 /**
- * Retries re-send the very same bytes (the same release). A conflict means the coordinator already has it
- * or the round moved on; returns whether the coordinator holds this site's update for the round.
+ * Retries re-send the very same bytes (the same release). A conflict (409) is never taken for accepted by
+ * itself: the coordinator already holds this update (its reply was lost), or the round moved on without it,
+ * and only the coordinator's receipt for the round, from the state route, tells which.
  */
 async function uploadWithRetry(
   client: CoordinatorClient,
   run: FederationRun,
   round: number,
   body: Uint8Array,
-): Promise<boolean> {
+): Promise<UploadOutcome> {
   const { enrollment, signal } = run;
   for (let attempt = 1; ; attempt++) {
     signal.throwIfAborted();
     try {
-      await client.upload(enrollment.federationId, round, body);
-      return true;
+      const reply = await client.upload(enrollment.federationId, round, body);
+      return { accepted: true, receipt: reply.receipt };
     } catch (e) {
       if (!(e instanceof CoordinatorError)) throw e;
       if (e.status === 409) {
-        const state = await client.state(enrollment.federationId);
-        if (state.round === round && state.uploadedThisRound) return true;
-        if (state.round !== round) return false;
+        const { myUpload } = await withRetry(
+          "the coordinator's receipt for this upload",
+          () => client.state(enrollment.federationId, round),
+          run,
+        );
+        const receipt = myUpload?.round === round ? myUpload : undefined;
+        if (receipt && receipt.status !== "refused") return { accepted: true, receipt };
+        return { accepted: false, reason: receipt?.reason ?? e.message, receipt };
       }
       if (e.kind !== "retry" || attempt >= 5) throw e;
       // Waiting for the network is not a failed attempt; coming back online ends the wait.

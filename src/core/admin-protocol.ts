@@ -33,6 +33,8 @@ export interface AdminSite {
   /** The site's latest authenticated request (state polls, downloads, uploads). */
   lastSeenAt: string;
   updatesAccepted: number;
+  /** When the admin revoked the site (its token stopped working then); null while it takes part. */
+  revokedAt: string | null;
 }
 
 /** An invite without its code: codes are shown once, when made. */
@@ -66,9 +68,25 @@ export interface AdminRefusedUpload {
   attempts: number;
 }
 
+/** How a round closed: every active site sent; quorum (a plan without a deadline); its deadline; the admin. */
+export type RoundCloseReason = "all-reported" | "quorum" | "deadline" | "admin";
+
+export interface AdminSiteRef {
+  siteId: string;
+  siteLabel: string;
+}
+
 export interface AdminRound {
   round: number;
   status: "open" | "aggregated";
+  /** The round's deadline (moved by extensions or the admin); null without one or for rounds before deadlines. */
+  deadline: string | null;
+  /** How often the deadline moved on because fewer than minSites had sent by then. */
+  deadlineExtensions: number;
+  /** Null while open, and for rounds closed before the coordinator recorded why. */
+  closeReason: RoundCloseReason | null;
+  /** The open round only: the active sites that have not sent their update yet ([] for closed rounds). */
+  waitingFor: AdminSiteRef[];
   /** When the round's global model (version round - 1) was made. */
   openedAt: string;
   /** When this round's aggregate (model version `round`) was made; null while open. */
@@ -80,8 +98,33 @@ export interface AdminRound {
 }
 
 export interface AdminRoundsResponse {
+  /** The quorum: the plan's minSites unless the admin changed it. */
   minSites: number;
+  /** Enrolled sites that are not revoked: those a round waits for. */
+  sitesActive: number;
+  /** The coordinator's clock when it answered, for the time left in the open round. */
+  serverTime: string;
   rounds: AdminRound[];
+}
+
+/** Moves the open round's deadline (it must be in the future). */
+export interface AdminDeadlineRequest {
+  deadline: string;
+}
+
+/** Changes the quorum of this and later rounds (the plan's minSites stays as the sites approved it). */
+export interface AdminMinSitesRequest {
+  minSites: number;
+}
+
+/** Where the federation stands after an admin action, and the round it closed, if it closed one. */
+export interface AdminRoundActionResponse {
+  status: FederationStatus;
+  currentRound: number;
+  minSites: number;
+  /** The open round's deadline after the action; null without one or once done. */
+  deadline: string | null;
+  closed: { round: number; modelVersion: number; reason: RoundCloseReason } | null;
 }
 
 /** One site's held-out evaluation of a model version, as it reported it. */
@@ -132,4 +175,11 @@ export const adminPaths = {
   rounds: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/rounds`,
   metrics: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/metrics`,
   invites: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/invites`,
+  closeRound: (federationId: string, round: number) =>
+    `/api/admin/federations/${encodeURIComponent(federationId)}/rounds/${round}/close`,
+  roundDeadline: (federationId: string, round: number) =>
+    `/api/admin/federations/${encodeURIComponent(federationId)}/rounds/${round}/deadline`,
+  minSites: (federationId: string) => `/api/admin/federations/${encodeURIComponent(federationId)}/min-sites`,
+  revokeSite: (federationId: string, siteId: string) =>
+    `/api/admin/federations/${encodeURIComponent(federationId)}/sites/${encodeURIComponent(siteId)}/revoke`,
 } as const;

@@ -1,5 +1,7 @@
 import { type CohortSpec, derivedSchema, indexDateSchema, labelSchema } from "./cohort/spec";
+import { dpSgdGrid } from "./privacy/grid";
 import { sha256Hex } from "./sha256";
+import { STRATEGY_NAMES, type StrategyName } from "./strategies/types";
 import { z } from "./zod";
 
 /**
@@ -141,6 +143,43 @@ const imageSchema = z
   })
   .strict();
 
+/** Longest round deadline or extension a plan may set: 30 days. */
+export const MAX_DEADLINE_MINUTES = 43_200;
+
+/**
+ * How the coordinator turns a round's updates into the next model (src/core/strategies). Absent: unweighted
+ * FedAvg, as every plan made before the field existed, so those plans keep their hash. Each setting belongs
+ * to some strategies only (AGGREGATION_SETTINGS); the defaults are in src/core/strategies/strategies.ts.
+ */
+const aggregationSchema = z
+  .object({
+    strategy: z.enum(STRATEGY_NAMES),
+    // Server step size η: FedAvgM, FedAdam, FedYogi, FedAdagrad.
+    serverLearningRate: z.number().positive().max(10).optional(),
+    // FedAvgM's server momentum β (Hsu et al. 2019).
+    momentum: z.number().gt(0).lt(1).optional(),
+    // Reddi et al. 2021: decay rates of the first and second moments, and the degree of adaptivity τ.
+    beta1: z.number().min(0).lt(1).optional(),
+    beta2: z.number().min(0).lt(1).optional(),
+    tau: z.number().positive().max(1).optional(),
+    // Trimmed mean: the fraction β of updates dropped at each end of every coordinate (Yin et al. 2018).
+    trimFraction: z.number().gt(0).lt(0.5).optional(),
+    // FedProx's μ (Li et al. 2020): each site adds μ(w − w_global) to its gradients; any strategy.
+    proximalMu: z.number().positive().max(1000).optional(),
+  })
+  .strict();
+
+/** Which strategies each aggregation setting applies to (proximalMu: all of them). */
+export const AGGREGATION_SETTINGS: Readonly<Record<string, readonly StrategyName[]>> = {
+  serverLearningRate: ["fedavgm", "fedadam", "fedyogi", "fedadagrad"],
+  momentum: ["fedavgm"],
+  beta1: ["fedadam", "fedyogi", "fedadagrad"],
+  beta2: ["fedadam", "fedyogi"],
+  tau: ["fedadam", "fedyogi", "fedadagrad"],
+  trimFraction: ["trimmed-mean"],
+  proximalMu: STRATEGY_NAMES,
+};
+
 /** Most weights a plan's model may have: an update of 10 million float32 is 40 MB per site and round. */
 export const MAX_PARAMS = 10_000_000;
 
@@ -211,6 +250,20 @@ const planShape = z
       .default({ holdoutFraction: 0.2 }),
     rounds: z.number().int().positive().max(10000),
     minSites: z.number().int().positive().max(1000),
+    // Absent: unweighted FedAvg (see aggregationSchema).
+    aggregation: aggregationSchema.optional(),
+    // Absent from plans made before deadlines, which keep their hashes and their rule: a round closes as soon
+    // as minSites sites have sent. With it, every update that arrives before the deadline counts: a round
+    // closes once every enrolled site has sent, or `minutes` after it opened if at least minSites have;
+    // otherwise the deadline moves on by extendMinutes (default: minutes again) until they have. Fractions of
+    // a minute are allowed (0.05 is 3 s), for tests and demonstrations.
+    roundDeadline: z
+      .object({
+        minutes: z.number().min(0.05).max(MAX_DEADLINE_MINUTES),
+        extendMinutes: z.number().min(0.05).max(MAX_DEADLINE_MINUTES).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -228,6 +281,7 @@ export const planSchema = planShape.superRefine((plan, ctx) => {
   }
   checkModel(plan, ctx);
   checkMechanism(plan, ctx);
+  checkAggregation(plan, ctx);
   // A feature's name and its column must each be unique.
   for (const key of ["name", "column"] as const) {
     const seen = new Set<string>();
@@ -387,6 +441,23 @@ function checkMechanism(plan: PlanShape, ctx: z.RefinementCtx): void {
       );
 }
 
+/** An aggregation setting is refused where the plan's strategy does not use it, so a plan says one thing. */
+function checkAggregation(plan: PlanShape, ctx: z.RefinementCtx): void {
+  const aggregation = plan.aggregation;
+  if (!aggregation) return;
+  for (const [field, strategies] of Object.entries(AGGREGATION_SETTINGS)) {
+    const value = aggregation[field as keyof typeof aggregation];
+    if (value === undefined || strategies.includes(aggregation.strategy)) continue;
+    ctx.addIssue({
+      code: "custom",
+      path: ["aggregation", field],
+      message:
+        `is not used by the "${aggregation.strategy}" strategy, only by ${strategies.map((s) => `"${s}"`).join(", ")}: ` +
+        "remove it or change aggregation.strategy",
+    });
+  }
+}
+
 /**
  * A CNN needs an image plan (an MLP works on either: an image plan's pixels are flattened); every conv entry
  * must leave at least 1×1 pixels, and the model at most MAX_PARAMS weights.
@@ -428,6 +499,20 @@ function checkModel(plan: PlanShape, ctx: z.RefinementCtx): void {
         `has ${total} weights, more than the ${MAX_PARAMS} a plan's model may have (each update would be ` +
         `${Math.round((total * 4) / 1e6)} MB); the largest layer is ${largest.name} with ${largest.count}${largest.hint}`,
     });
+    return;
+  }
+  // DP-SGD's noise grid must fit the noise table for this many weights (./privacy/grid.ts).
+  if (plan.privacy.mechanism === "dp-sgd") {
+    try {
+      dpSgdGrid(plan.privacy, total);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      ctx.addIssue({
+        code: "custom",
+        path: ["privacy", "noiseMultiplier"],
+        message: e.message.replace(/\.$/, ""),
+      });
+    }
   }
 }
 
@@ -508,6 +593,19 @@ export function csvColumn(owner: { column?: string | undefined }): string {
 
 /** Heavy-ball momentum when a "momentum" plan does not give training.momentum (torch.optim.SGD's usual 0.9). */
 export const DEFAULT_MOMENTUM = 0.9;
+
+/**
+ * A round's deadline after it opens and the step it moves by while fewer than minSites have sent, in ms;
+ * undefined for a plan without a deadline (its rounds close at quorum).
+ */
+export function roundDeadlineMs(plan: Plan): { roundMs: number; extendMs: number } | undefined {
+  const deadline = plan.roundDeadline;
+  if (!deadline) return undefined;
+  return {
+    roundMs: deadline.minutes * 60_000,
+    extendMs: (deadline.extendMinutes ?? deadline.minutes) * 60_000,
+  };
+}
 
 /** Whether the plan trains by DP-SGD (per-unit clipping and noise at every step) rather than site-update. */
 export function isDpSgd(plan: Plan): boolean {

@@ -1,62 +1,49 @@
-import { assertSameLength } from "./vector";
-
-/** One site's contribution to a round, as the coordinator stores it. */
-export interface FitResult {
-  siteId: string;
-  delta: Float32Array;
-  numExamples: number;
-}
-
-/** A site that was expected but did not deliver: data, not an exception (Flower's failures list). */
-export interface FitFailure {
-  siteId: string;
-  reason: string;
-}
-
-export interface AggregateResult {
-  parameters: Float32Array;
-  metrics: Record<string, number>;
-}
-
-/** The coordinator's strategy (Flower's Strategy.aggregate_fit, reduced to what fedward needs). */
-export interface Strategy {
-  readonly name: string;
-  aggregateFit(
-    serverRound: number,
-    global: Float32Array,
-    results: FitResult[],
-    failures: FitFailure[],
-  ): AggregateResult;
-}
-
 /**
- * FedAvg over weight deltas with an unweighted mean: next = global + (1/K) * sum_k delta_k.
- * Unweighted on purpose: each site's delta is clipped to C and noised at the site, so with equal weights
- * one site moves the mean by at most C/K whatever it claims; weighting by numExamples would let a site
- * inflate its influence by misreporting its count, would void that bound, and would publish each site's
- * dataset size to the others through the model.
+ * The coordinator's aggregation strategies (Flower's shape): the types and classes live in strategies/,
+ * this module is the entry point the coordinator, the simulation and the tests import.
  */
-export class FedAvgUnweighted implements Strategy {
-  readonly name = "fedavg-unweighted";
-
-  aggregateFit(serverRound: number, global: Float32Array, results: FitResult[], failures: FitFailure[]) {
-    if (results.length === 0) throw new RangeError(`round ${serverRound}: no results to aggregate`);
-    const sum = new Float64Array(global.length);
-    for (const r of results) {
-      assertSameLength(r.delta, global, `round ${serverRound}, site ${r.siteId}`);
-      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (r.delta[i] as number);
-    }
-    const parameters = new Float32Array(global.length);
-    for (let i = 0; i < parameters.length; i++) {
-      parameters[i] = (global[i] as number) + (sum[i] as number) / results.length;
-    }
-    return {
-      parameters,
-      metrics: {
-        sites: results.length,
-        failures: failures.length,
-        numExamples: results.reduce((n, r) => n + r.numExamples, 0),
-      },
-    };
-  }
-}
+export {
+  addToSum,
+  emptySum,
+  sumOf,
+  trimCount,
+} from "./strategies/combine";
+export { aggregateEvaluations } from "./strategies/evaluate";
+export { describeAggregation, proximalMuOf, strategyFor } from "./strategies/factory";
+export { addProximalTerm, proximalPenalty } from "./strategies/fedprox";
+export type { AdaptiveOptions, MomentumOptions } from "./strategies/server-opt";
+export {
+  decodeStrategyState,
+  encodeStrategyState,
+  STATE_VECTORS,
+  StrategyStateError,
+} from "./strategies/state";
+export {
+  ADAPTIVE_DEFAULTS,
+  DEFAULT_TRIM_FRACTION,
+  FEDADAGRAD_DEFAULTS,
+  FEDAVGM_DEFAULTS,
+  FedAdagrad,
+  FedAdam,
+  FedAvgM,
+  FedAvgUnweighted,
+  FedAvgWeighted,
+  FedMedian,
+  FedTrimmedMean,
+  FedYogi,
+  type StrategyOptions,
+} from "./strategies/strategies";
+export {
+  type AggregateResult,
+  type EvaluateAggregate,
+  type EvaluateResult,
+  type FederatedStrategy,
+  type FitConfig,
+  type FitFailure,
+  type FitResult,
+  type RunningSum,
+  STRATEGY_NAMES,
+  type Strategy,
+  type StrategyName,
+  type StrategyState,
+} from "./strategies/types";

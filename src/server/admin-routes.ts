@@ -1,11 +1,22 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AdminInviteRequest, AdminMetricsResponse, AdminRoundsResponse } from "../core/admin-protocol";
+import type {
+  AdminDeadlineRequest,
+  AdminInviteRequest,
+  AdminMetricsResponse,
+  AdminMinSitesRequest,
+  AdminRoundsResponse,
+} from "../core/admin-protocol";
 import {
+  adminDeadlineBody,
   adminFederationsResponse,
   adminInviteBody,
   adminInviteResponse,
   adminMetricsResponse,
+  adminMinSitesBody,
+  adminRoundActionResponse,
+  adminRoundParams,
   adminRoundsResponse,
+  adminSiteParams,
   adminSitesResponse,
 } from "./admin-schemas";
 import { HttpError } from "./http-error";
@@ -65,11 +76,52 @@ export function adminRoutes(storage: Storage, { publicUrl }: AdminRoutesOptions)
       "/api/admin/federations/:federationId/rounds",
       { schema: { params: federationParams, response: { 200: adminRoundsResponse, ...errorResponses } } },
       async (request): Promise<AdminRoundsResponse> => {
-        const { id, currentRound, plan } = await federationOf(request);
-        return {
-          minSites: plan.minSites,
-          rounds: await storage.admin.listRounds(id, currentRound, plan.rounds),
-        };
+        // Settled first: a deadline that passed shows as the close it caused, not as an open round.
+        const { federation } = await storage.settle((await federationOf(request)).id);
+        return storage.admin.roundsOf(federation);
+      },
+    );
+
+    // The round lifecycle: close the open round early (it needs its quorum), move its deadline, change the
+    // quorum, revoke a site (its token stops working at once; an update it already sent stays counted).
+    const actionSchema = (params: object, body?: object) => ({
+      schema: {
+        params,
+        ...(body ? { body } : {}),
+        response: { 200: adminRoundActionResponse, ...errorResponses },
+      },
+    });
+    app.post(
+      "/api/admin/federations/:federationId/rounds/:round/close",
+      actionSchema(adminRoundParams),
+      async (request) => {
+        const { round } = request.params as { round: number };
+        return storage.roundAction((await federationOf(request)).id, { kind: "close", round });
+      },
+    );
+    app.post(
+      "/api/admin/federations/:federationId/rounds/:round/deadline",
+      actionSchema(adminRoundParams, adminDeadlineBody),
+      async (request) => {
+        const { round } = request.params as { round: number };
+        const deadline = Date.parse((request.body as AdminDeadlineRequest).deadline);
+        return storage.roundAction((await federationOf(request)).id, { kind: "deadline", round, deadline });
+      },
+    );
+    app.post(
+      "/api/admin/federations/:federationId/min-sites",
+      actionSchema(federationParams, adminMinSitesBody),
+      async (request) => {
+        const { minSites } = request.body as AdminMinSitesRequest;
+        return storage.roundAction((await federationOf(request)).id, { kind: "min-sites", minSites });
+      },
+    );
+    app.post(
+      "/api/admin/federations/:federationId/sites/:siteId/revoke",
+      actionSchema(adminSiteParams),
+      async (request) => {
+        const { siteId } = request.params as { siteId: string };
+        return storage.roundAction((await federationOf(request)).id, { kind: "revoke", siteId });
       },
     );
 

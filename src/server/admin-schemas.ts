@@ -1,4 +1,6 @@
 /** JSON schemas of the admin routes (src/core/admin-protocol.ts has the matching types). */
+import { idParam } from "./schemas";
+
 const string = { type: "string" } as const;
 const integer = { type: "integer" } as const;
 const time = { type: "string", format: "date-time" } as const;
@@ -30,6 +32,7 @@ const site = object({
   enrolledAt: time,
   lastSeenAt: time,
   updatesAccepted: integer,
+  revokedAt: nullableTime,
 });
 const invite = object({ siteLabel: string, createdAt: time, siteId: { type: ["string", "null"] } });
 
@@ -47,9 +50,15 @@ const refused = object({
   reason: string,
   attempts: integer,
 });
+const closeReason = { type: "string", enum: ["all-reported", "quorum", "deadline", "admin"] } as const;
+const siteRef = object({ siteId: string, siteLabel: string });
 const round = object({
   round: integer,
   status: { type: "string", enum: ["open", "aggregated"] },
+  deadline: nullableTime,
+  deadlineExtensions: integer,
+  closeReason: { ...closeReason, type: ["string", "null"], enum: [...closeReason.enum, null] },
+  waitingFor: { type: "array", items: siteRef },
   openedAt: time,
   aggregatedAt: nullableTime,
   accepted: { type: "array", items: accepted },
@@ -57,7 +66,56 @@ const round = object({
   meanUpdateNorm: nullableNumber,
 });
 
-export const adminRoundsResponse = object({ minSites: integer, rounds: { type: "array", items: round } });
+export const adminRoundsResponse = object({
+  minSites: integer,
+  sitesActive: integer,
+  serverTime: time,
+  rounds: { type: "array", items: round },
+});
+
+export const adminRoundParams = {
+  type: "object",
+  required: ["federationId", "round"],
+  properties: {
+    federationId: idParam,
+    round: { type: "integer", minimum: 1, maximum: 2147483647 },
+  },
+} as const;
+
+export const adminSiteParams = {
+  type: "object",
+  required: ["federationId", "siteId"],
+  properties: {
+    federationId: idParam,
+    siteId: idParam,
+  },
+} as const;
+
+export const adminDeadlineBody = {
+  type: "object",
+  required: ["deadline"],
+  additionalProperties: false,
+  properties: { deadline: { type: "string", format: "date-time", maxLength: 40 } },
+} as const;
+
+export const adminMinSitesBody = {
+  type: "object",
+  required: ["minSites"],
+  additionalProperties: false,
+  properties: { minSites: { type: "integer", minimum: 1, maximum: 1000 } },
+} as const;
+
+export const adminRoundActionResponse = object({
+  status: { type: "string", enum: ["training", "done"] },
+  currentRound: integer,
+  minSites: integer,
+  deadline: nullableTime,
+  closed: {
+    type: ["object", "null"],
+    required: ["round", "modelVersion", "reason"],
+    properties: { round: integer, modelVersion: integer, reason: closeReason },
+  },
+});
 
 const siteMetrics = object({
   siteId: string,
@@ -85,8 +143,16 @@ export const adminInviteBody = {
   type: "object",
   required: ["siteLabel"],
   additionalProperties: false,
-  // At least one character that is not a space; the label is shown to the site and in the admin page.
-  properties: { siteLabel: { type: "string", minLength: 1, maxLength: 100, pattern: "\\S" } },
+  // At least one character that is not a space, and no control character (PostgreSQL cannot store a NUL in
+  // text, and a line break would not show): the label is shown to the site and in the admin page.
+  properties: {
+    siteLabel: {
+      type: "string",
+      minLength: 1,
+      maxLength: 100,
+      pattern: "^[^\\u0000-\\u001F\\u007F]*[^\\s\\u0000-\\u001F\\u007F][^\\u0000-\\u001F\\u007F]*$",
+    },
+  },
 } as const;
 
 export const adminInviteResponse = object({

@@ -2,6 +2,7 @@ import type {
   AdminFederation,
   AdminInvite,
   AdminRound,
+  AdminRoundsResponse,
   AdminSite,
   AdminSiteMetrics,
   AdminSitesResponse,
@@ -13,7 +14,10 @@ import { hashToken, newToken, tokenMatchesHash } from "./secrets";
 
 /** What the admin API reads, and the admin token. Read-only over the sites' tables. */
 export class AdminStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
    * Makes the admin token if there is none and returns it (the only time it exists in clear); returns
@@ -61,7 +65,7 @@ export class AdminStore {
         status: federation.status,
         currentRound: federation.currentRound,
         rounds: federation.plan.rounds,
-        minSites: federation.plan.minSites,
+        minSites: federation.minSites,
         sitesEnrolled: row.sites,
         invitesOpen: row.invites_open,
         createdAt: federation.createdAt.toISOString(),
@@ -75,9 +79,10 @@ export class AdminStore {
       label: string;
       enrolled_at: Date;
       last_seen_at: Date;
+      revoked_at: Date | null;
       updates: number;
     }>(
-      `SELECT id, label, enrolled_at, last_seen_at,
+      `SELECT id, label, enrolled_at, last_seen_at, revoked_at,
               (SELECT count(*)::int FROM updates u WHERE u.site_id = s.id) AS updates
        FROM sites s WHERE federation_id = $1 ORDER BY enrolled_at, id`,
       [federationId],
@@ -94,6 +99,7 @@ export class AdminStore {
           enrolledAt: s.enrolled_at.toISOString(),
           lastSeenAt: s.last_seen_at.toISOString(),
           updatesAccepted: s.updates,
+          revokedAt: s.revoked_at?.toISOString() ?? null,
         }),
       ),
       invites: invites.map(
@@ -153,6 +159,28 @@ export class AdminStore {
     });
   }
 
+  /**
+   * Rounds 1 … the open one (or the last, once done), oldest first, with the quorum, the sites a round waits
+   * for, and which of them the open round still waits for. The caller settles the open round first.
+   */
+  async roundsOf(federation: {
+    id: string;
+    currentRound: number;
+    minSites: number;
+    plan: { rounds: number };
+  }): Promise<AdminRoundsResponse> {
+    const [active] = await this.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM sites WHERE federation_id = $1 AND revoked_at IS NULL",
+      [federation.id],
+    );
+    return {
+      minSites: federation.minSites,
+      sitesActive: active?.n ?? 0,
+      serverTime: new Date(this.now()).toISOString(),
+      rounds: await this.listRounds(federation.id, federation.currentRound, federation.plan.rounds),
+    };
+  }
+
   /** Rounds 1 … the open one (or the last, once done), oldest first. */
   async listRounds(federationId: string, currentRound: number, rounds: number): Promise<AdminRound[]> {
     const models = await this.db.query<{ version: number; created_at: Date }>(
@@ -185,6 +213,21 @@ export class AdminStore {
        WHERE r.federation_id = $1 ORDER BY r.round, r.refused_at, r.site_id`,
       [federationId],
     );
+    const lifecycle = await this.db.query<{
+      round: number;
+      deadline: Date | null;
+      extensions: number;
+      close_reason: AdminRound["closeReason"];
+    }>("SELECT round, deadline, extensions, close_reason FROM rounds WHERE federation_id = $1", [
+      federationId,
+    ]);
+    const waiting = await this.db.query<{ id: string; label: string }>(
+      `SELECT id, label FROM sites s WHERE federation_id = $1 AND revoked_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM updates u WHERE u.federation_id = $1 AND u.round = $2 AND u.site_id = s.id)
+       ORDER BY enrolled_at, id`,
+      [federationId, currentRound],
+    );
+    const rowOf = new Map(lifecycle.map((r) => [r.round, r]));
     const madeAt = new Map(models.map((m) => [m.version, m.created_at]));
     const last = Math.min(currentRound, rounds);
     const out: AdminRound[] = [];
@@ -195,6 +238,11 @@ export class AdminStore {
       out.push({
         round,
         status: aggregatedAt === undefined ? "open" : "aggregated",
+        deadline: rowOf.get(round)?.deadline?.toISOString() ?? null,
+        deadlineExtensions: rowOf.get(round)?.extensions ?? 0,
+        closeReason: rowOf.get(round)?.close_reason ?? null,
+        waitingFor:
+          aggregatedAt === undefined ? waiting.map((w) => ({ siteId: w.id, siteLabel: w.label })) : [],
         openedAt: (madeAt.get(round - 1) as Date).toISOString(),
         aggregatedAt: aggregatedAt?.toISOString() ?? null,
         accepted: uploads.map((u) => ({

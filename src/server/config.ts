@@ -18,7 +18,34 @@ export interface Config {
   /** "*" allows any origin: sites authenticate with bearer tokens, never cookies. */
   corsOrigins: "*" | string[];
   logLevel: LogLevel;
+  limits: RequestLimits;
 }
+
+/** What one client may cost the coordinator: how long a request may take to arrive, and how often. */
+export interface RequestLimits {
+  /** Seconds for a whole request (headers and body) to arrive; slower ones are cut off with 408. */
+  requestTimeoutS: number;
+  /** Seconds for a request's headers to arrive (at most requestTimeoutS). */
+  headersTimeoutS: number;
+  /** Length of the window the two rate limits below count in. */
+  rateLimitWindowS: number;
+  /** Enrolment requests per client address per window; 0 turns the limit off. */
+  enrollPerWindow: number;
+  /** Requests with a wrong admin token per client address per window; 0 turns the limit off. */
+  adminTokenFailuresPerWindow: number;
+}
+
+/**
+ * Uploads of large models over a slow hospital link need minutes; headers never do. A site enrols once
+ * and the admin page polls with the right token, so honest use stays far below both rate limits.
+ */
+export const defaultLimits: Readonly<RequestLimits> = {
+  requestTimeoutS: 300,
+  headersTimeoutS: 20,
+  rateLimitWindowS: 60,
+  enrollPerWindow: 30,
+  adminTokenFailuresPerWindow: 30,
+};
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -49,6 +76,26 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 
   const port = integer("PORT", 8080, 0, 65535);
   const demoSites = integer("DEMO_SITES", 3, 1, 1000);
+  const requestTimeoutS = integer("REQUEST_TIMEOUT_S", defaultLimits.requestTimeoutS, 1, 3600);
+  const headersTimeoutS = integer("HEADERS_TIMEOUT_S", defaultLimits.headersTimeoutS, 1, 3600);
+  if (headersTimeoutS > requestTimeoutS) {
+    problems.push(
+      `HEADERS_TIMEOUT_S (${headersTimeoutS}) is above REQUEST_TIMEOUT_S (${requestTimeoutS}); ` +
+        "the headers are part of the request, so set it to at most REQUEST_TIMEOUT_S.",
+    );
+  }
+  const limits: RequestLimits = {
+    requestTimeoutS,
+    headersTimeoutS,
+    rateLimitWindowS: integer("RATE_LIMIT_WINDOW_S", defaultLimits.rateLimitWindowS, 1, 86400),
+    enrollPerWindow: integer("ENROLL_RATE_LIMIT", defaultLimits.enrollPerWindow, 0, 1_000_000),
+    adminTokenFailuresPerWindow: integer(
+      "ADMIN_TOKEN_FAILURE_LIMIT",
+      defaultLimits.adminTokenFailuresPerWindow,
+      0,
+      1_000_000,
+    ),
+  };
 
   const databaseUrl = text("DATABASE_URL");
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -103,6 +150,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     demoSites,
     corsOrigins,
     logLevel,
+    limits,
   };
 }
 

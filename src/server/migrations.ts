@@ -106,6 +106,43 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "round lifecycle: deadlines, running sums, quorum overrides, revoked sites",
+    sql: `
+      -- One row per federation and round, made when the round opens. The deadline is stored (not derived
+      -- from the clock of whichever coordinator asks) so it survives a restart and is the same for several
+      -- coordinators on one PostgreSQL. NULL deadline: the plan has none and the round closes at quorum.
+      CREATE TABLE rounds (
+        federation_id text NOT NULL REFERENCES federations (id) ON DELETE CASCADE,
+        round integer NOT NULL CHECK (round >= 1),
+        opened_at timestamptz NOT NULL,
+        deadline timestamptz,
+        extensions integer NOT NULL DEFAULT 0 CHECK (extensions >= 0),
+        updates integer NOT NULL DEFAULT 0 CHECK (updates >= 0),
+        -- The float64 little-endian sum of the round's accepted deltas (each times its weight: 1, or its
+        -- numExamples for an example-weighted strategy), added to inside each upload's transaction, so that
+        -- closing the round never reads the updates again; NULL before the first and once the round closed
+        -- (its aggregate is the model then). weight and num_examples are the running totals beside it.
+        sum bytea,
+        weight double precision NOT NULL DEFAULT 0,
+        num_examples double precision NOT NULL DEFAULT 0,
+        closed_at timestamptz,
+        close_reason text CHECK (close_reason IN ('all-reported', 'quorum', 'deadline', 'admin')),
+        PRIMARY KEY (federation_id, round)
+      );
+      -- The sum is rewritten by every upload and float64 noise does not compress: do not try.
+      ALTER TABLE rounds ALTER COLUMN sum SET STORAGE EXTERNAL;
+      CREATE INDEX rounds_due ON rounds (deadline) WHERE closed_at IS NULL AND deadline IS NOT NULL;
+      -- The admin's change to the plan's minSites (NULL: the plan's).
+      ALTER TABLE federations ADD COLUMN min_sites integer CHECK (min_sites >= 1);
+      -- A revoked site's token stops working and the site no longer counts among those a round waits for.
+      ALTER TABLE sites ADD COLUMN revoked_at timestamptz;
+      -- An update keeps its vector only for a strategy that needs every one at the close (FedAvg needs the
+      -- sum only); its site, norm and time stay for the admin page and the receipts.
+      ALTER TABLE updates ALTER COLUMN delta DROP NOT NULL;
+    `,
+  },
 ];
 
 /** unique_violation (on pg_type's index), duplicate_table, duplicate_object ("type … already exists"). */

@@ -10,6 +10,8 @@ export interface Federation {
   /** The round open for updates; rounds + 1 once done. */
   currentRound: number;
   status: FederationStatus;
+  /** The quorum of a round: the plan's minSites unless the admin changed it. */
+  minSites: number;
   createdAt: Date;
 }
 
@@ -45,20 +47,23 @@ export type FederationRow = {
   plan_hash: string;
   current_round: number;
   status: FederationStatus;
+  min_sites: number | null;
   created_at: Date;
 };
 
-export const FEDERATION_COLUMNS = "id, title, plan, plan_hash, current_round, status, created_at";
+export const FEDERATION_COLUMNS = "id, title, plan, plan_hash, current_round, status, min_sites, created_at";
 
 export function toFederation(row: FederationRow): Federation {
+  const plan = parsePlan(row.plan, `plan stored for federation ${row.id}`);
   return {
     id: row.id,
     title: row.title,
     // A row is an edge too: a plan edited by hand in the database must still be a valid plan.
-    plan: parsePlan(row.plan, `plan stored for federation ${row.id}`),
+    plan,
     planHash: row.plan_hash,
     currentRound: row.current_round,
     status: row.status,
+    minSites: row.min_sites ?? plan.minSites,
     createdAt: row.created_at,
   };
 }

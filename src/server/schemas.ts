@@ -39,7 +39,18 @@ export const enrollResponse = {
   },
 } as const;
 
-const federationId = { type: "string", minLength: 1, maxLength: 128 } as const;
+/**
+ * Every federation and site id is a prefix (a plan id: lowercase letters, digits, dashes), a dash and 8 more
+ * of those (secrets.ts newId), so a URL with anything else (a NUL, which PostgreSQL cannot store in text)
+ * is refused here rather than in SQL. Every route's id params use this schema.
+ */
+export const idParam = {
+  type: "string",
+  minLength: 1,
+  maxLength: 128,
+  pattern: "^[a-z0-9][a-z0-9-]*$",
+} as const;
+const federationId = idParam;
 
 export const federationParams = {
   type: "object",
@@ -59,6 +70,19 @@ export const roundParams = {
   properties: { federationId, round: { type: "integer", minimum: 1, maximum: 2147483647 } },
 } as const;
 
+const receipt = {
+  type: "object",
+  required: ["round", "status", "modelVersion", "at", "statusCode", "reason"],
+  properties: {
+    round: integer,
+    status: { type: "string", enum: ["accepted", "counted", "refused"] },
+    modelVersion: { type: ["integer", "null"] },
+    at: string,
+    statusCode: integer,
+    reason: { type: ["string", "null"] },
+  },
+} as const;
+
 export const stateResponse = {
   type: "object",
   required: [
@@ -71,8 +95,14 @@ export const stateResponse = {
     "modelVersion",
     "minSites",
     "sitesEnrolled",
+    "sitesActive",
     "updatesThisRound",
     "uploadedThisRound",
+    "deadline",
+    "deadlineExtensions",
+    "serverTime",
+    "waitingFor",
+    "myUpload",
   ],
   properties: {
     federationId: string,
@@ -84,15 +114,27 @@ export const stateResponse = {
     modelVersion: integer,
     minSites: integer,
     sitesEnrolled: integer,
+    sitesActive: integer,
     updatesThisRound: integer,
     uploadedThisRound: boolean,
+    deadline: { type: ["string", "null"] },
+    deadlineExtensions: integer,
+    serverTime: string,
+    waitingFor: { type: ["string", "null"], enum: ["quorum", "sites", null] },
+    myUpload: { ...receipt, type: ["object", "null"] },
   },
+} as const;
+
+export const stateQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: { receiptFor: { type: "integer", minimum: 1, maximum: 2147483647 } },
 } as const;
 
 export const uploadResponse = {
   type: "object",
-  required: ["round", "updatesThisRound", "minSites", "aggregated"],
-  properties: { round: integer, updatesThisRound: integer, minSites: integer, aggregated: boolean },
+  required: ["round", "updatesThisRound", "minSites", "aggregated", "receipt"],
+  properties: { round: integer, updatesThisRound: integer, minSites: integer, aggregated: boolean, receipt },
 } as const;
 
 export const metricsBody = {

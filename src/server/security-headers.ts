@@ -1,3 +1,4 @@
+import { type IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 
 /**
@@ -27,10 +28,28 @@ export const securityHeaders: Readonly<Record<string, string>> = {
   "permissions-policy": "camera=(), microphone=(), geolocation=()",
 };
 
+/** The headers as raw HTTP lines, for replies written straight to a socket (see clientErrorHandler). */
+export const securityHeaderLines = Object.entries(securityHeaders)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join("");
+
 /** Adds the headers to every reply: pages, static files, API replies, errors and 404s. */
 export function addSecurityHeaders(app: FastifyInstance): void {
   app.addHook("onSend", async (_request, reply, payload) => {
     reply.headers(securityHeaders);
     return payload;
   });
+}
+
+/**
+ * The listening server's response class: every response starts with the headers, so the ones no Fastify
+ * hook sees carry them too (Node's own 400 for a request without Host, Fastify's 503 while closing).
+ */
+export class SecureServerResponse<
+  Request extends IncomingMessage = IncomingMessage,
+> extends ServerResponse<Request> {
+  constructor(request: Request) {
+    super(request);
+    for (const [name, value] of Object.entries(securityHeaders)) this.setHeader(name, value);
+  }
 }

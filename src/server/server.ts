@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import { parsePlan } from "../core/plan";
 import { buildApp } from "./app";
 import { type Config, ConfigError, loadConfig } from "./config";
+import { DataDirLockedError, lockDataDir } from "./data-dir-lock";
 import { type Db, openPglite, openPostgres } from "./db";
 import { runMigrations } from "./migrations";
 import { Storage } from "./storage";
@@ -40,16 +41,30 @@ export interface StartOptions {
 
 export const NEW_ADMIN_TOKEN_FLAG = "--new-admin-token";
 
-export function openDb(config: Pick<Config, "databaseUrl" | "dataDir">): Promise<Db> {
-  return config.databaseUrl !== undefined
-    ? Promise.resolve(openPostgres(config.databaseUrl))
-    : openPglite(join(config.dataDir, "pglite"));
+/**
+ * PostgreSQL from DATABASE_URL, or PGlite in DATA_DIR under a lock file that keeps a second coordinator
+ * off the same directory (see data-dir-lock.ts); closing the Db releases the lock.
+ */
+export async function openDb(
+  config: Pick<Config, "databaseUrl" | "dataDir">,
+  notice: (line: string) => void = console.warn,
+): Promise<Db> {
+  if (config.databaseUrl !== undefined) return openPostgres(config.databaseUrl);
+  await mkdir(config.dataDir, { recursive: true });
+  const lock = lockDataDir(config.dataDir, notice);
+  try {
+    const db = await openPglite(join(config.dataDir, "pglite"));
+    return { ...db, close: () => db.close().finally(() => lock.release()) };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
 }
 
 /** Opens the database, makes the demo federation on first start, and listens. Tests call this in process. */
 export async function startCoordinator(config: Config, options: StartOptions = {}): Promise<Coordinator> {
   const print = options.print ?? ((line: string) => console.log(line));
-  const db = await openDb(config);
+  const db = await openDb(config, print);
   let app: FastifyInstance | undefined;
   try {
     await runMigrations(db);
@@ -136,29 +151,36 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  let coordinator: Coordinator;
-  try {
-    coordinator = await startCoordinator(loadConfig(), {
-      newAdminToken: args.includes(NEW_ADMIN_TOKEN_FLAG),
-    });
-  } catch (error) {
-    // Configuration and plan problems are the operator's to fix: print the sentence, not a stack.
-    const known = error instanceof ConfigError || (error as Error).name === "PlanError";
-    console.error(known ? (error as Error).message : error);
-    process.exit(1);
-  }
+  // async: a bad configuration (loadConfig throws) rejects `starting` and is reported below.
+  const starting = (async () =>
+    startCoordinator(loadConfig(), { newAdminToken: args.includes(NEW_ADMIN_TOKEN_FLAG) }))();
+  // Listened for before the start completes: a signal during start-up still closes the coordinator
+  // (and frees DATA_DIR's lock) instead of killing it at once.
   const shutdown = (signal: string) => {
     console.log(`${signal} received; closing the coordinator.`);
-    coordinator.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
+    starting
+      .then((coordinator) => coordinator.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          console.error(error);
+          process.exit(1);
+        },
+      );
   };
   process.once("SIGINT", shutdown);
   process.once("SIGTERM", shutdown);
+  try {
+    await starting;
+  } catch (error) {
+    // Configuration and plan problems are the operator's to fix: print the sentence, not a stack.
+    const known =
+      error instanceof ConfigError ||
+      error instanceof DataDirLockedError ||
+      (error as Error).name === "PlanError";
+    console.error(known ? (error as Error).message : error);
+    process.exit(1);
+  }
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -8,6 +8,7 @@ import type { MetricsReport } from "../core/protocol";
 import { l2Norm } from "../core/vector";
 import { decodeVector, encodeVector, WireError, WireKind, wireByteLength } from "../core/wire";
 import { HttpError, statusOf } from "./http-error";
+import { ROUND_CLOCK_MS, startRoundClock } from "./round-clock";
 import {
   binaryResponse,
   errorResponses,
@@ -16,6 +17,7 @@ import {
   metricsResponse,
   modelJsonResponse,
   roundParams,
+  stateQuery,
   stateResponse,
   uploadResponse,
   versionParams,
@@ -38,9 +40,25 @@ function authOf(request: FastifyRequest): SiteAuth {
 
 const INT32_MAX = 2147483647;
 
-/** Routes under /api/federations/:federationId, all for enrolled sites holding a bearer token. */
-export function siteRoutes(storage: Storage) {
+export interface SiteRoutesOptions {
+  /** How often the round clock looks for passed deadlines (round-clock.ts); 0 runs no clock. */
+  roundClockMs?: number;
+}
+
+/**
+ * Routes under /api/federations/:federationId, all for enrolled sites holding a bearer token, and the
+ * round clock that closes their rounds at the deadline, which lives as long as the app.
+ */
+export function siteRoutes(storage: Storage, { roundClockMs = ROUND_CLOCK_MS }: SiteRoutesOptions = {}) {
   return async (app: FastifyInstance) => {
+    let clock: ReturnType<typeof startRoundClock> | undefined;
+    if (roundClockMs > 0) {
+      app.addHook("onReady", async () => {
+        clock = startRoundClock(storage, app.log, roundClockMs);
+      });
+      app.addHook("onClose", async () => clock?.stop());
+    }
+
     app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_request, body, done) =>
       done(null, body),
     );
@@ -58,6 +76,14 @@ export function siteRoutes(storage: Storage) {
       const site = await storage.authenticate(match[1] as string);
       if (!site) {
         reply.header("www-authenticate", 'Bearer error="invalid_token"');
+        const revoked = await storage.revokedAt(match[1] as string);
+        if (revoked) {
+          throw new HttpError(
+            401,
+            `The federation's admin revoked this site on ${revoked.toISOString()}; its token no longer works. ` +
+              "Ask the admin for a new invite to take part again.",
+          );
+        }
         throw new HttpError(
           401,
           "The bearer token is not known to this coordinator; enrol with an invite code.",
@@ -80,11 +106,18 @@ export function siteRoutes(storage: Storage) {
 
     app.get(
       `${prefix}/state`,
-      { schema: { params: federationParams, response: { 200: stateResponse, ...errorResponses } } },
+      {
+        schema: {
+          params: federationParams,
+          querystring: stateQuery,
+          response: { 200: stateResponse, ...errorResponses },
+        },
+      },
       async (request, reply) => {
         const { site, federation } = authOf(request);
+        const { receiptFor } = request.query as { receiptFor?: number };
         reply.header("cache-control", "no-store");
-        return storage.getState(federation.id, site.id);
+        return storage.getState(federation.id, site.id, receiptFor);
       },
     );
 

@@ -1,3 +1,4 @@
+import type { AdminRoundActionResponse } from "../core/admin-protocol";
 import { initialWeights } from "../core/model-format";
 import { type Plan, planHash } from "../core/plan";
 import type {
@@ -19,21 +20,35 @@ import {
   StorageError,
   toFederation,
 } from "./records";
-import { recordUpdateIn } from "./rounds";
+import { type RoundAction, roundActionIn } from "./round-actions";
+import { lockFederation, openRoundIn, openRoundOf, recordUpdateIn, type Settled, settleIn } from "./rounds";
 import { hashToken, newId, newInviteCode, newToken, normaliseInviteCode } from "./secrets";
+import { siteStateIn } from "./site-state";
 import { bytesToVector, vectorToBytes } from "./vector-bytes";
 
 export { type Federation, type Invite, type Site, StorageError } from "./records";
 
+export interface StorageOptions {
+  /**
+   * The clock round deadlines are read on, in ms since the epoch (Date.now by default); tests move it.
+   * Coordinators sharing one PostgreSQL should keep their clocks in sync (NTP): each closes a round whose
+   * stored deadline its own clock has passed.
+   */
+  now?: () => number;
+}
+
 export class Storage {
   /** The admin token and the admin API's reads. */
   readonly admin: AdminStore;
+  private readonly now: () => number;
 
   constructor(
     private readonly db: Db,
     private readonly strategy: Strategy = new FedAvgUnweighted(),
+    options: StorageOptions = {},
   ) {
-    this.admin = new AdminStore(db);
+    this.now = options.now ?? Date.now;
+    this.admin = new AdminStore(db, this.now);
   }
 
   /** Creates a federation, its initial model (version 0) and one single-use invite per site label. */
@@ -66,6 +81,7 @@ export class Storage {
         id,
         weights,
       ]);
+      await openRoundIn(tx, toFederation(row as FederationRow), 1, this.now());
       for (const invite of invites) {
         await tx.query("INSERT INTO invites (code, federation_id, site_label) VALUES ($1, $2, $3)", [
           invite.code,
@@ -212,41 +228,79 @@ export class Storage {
     return { federationId, siteId, siteLabel, token, plan: federation.plan, planHash: federation.planHash };
   }
 
+  /** The site holding `token`, unless the admin revoked it. */
   async authenticate(token: string): Promise<Site | undefined> {
     const [row] = await this.db.query<{ id: string; federation_id: string; label: string }>(
-      "SELECT id, federation_id, label FROM sites WHERE token_hash = $1",
+      "SELECT id, federation_id, label FROM sites WHERE token_hash = $1 AND revoked_at IS NULL",
       [hashToken(token)],
     );
     return row && { id: row.id, federationId: row.federation_id, label: row.label };
+  }
+
+  /** When the site holding `token` was revoked; undefined for a token that is unknown or still valid. */
+  async revokedAt(token: string): Promise<Date | undefined> {
+    const [row] = await this.db.query<{ revoked_at: Date }>(
+      "SELECT revoked_at FROM sites WHERE token_hash = $1 AND revoked_at IS NOT NULL",
+      [hashToken(token)],
+    );
+    return row?.revoked_at;
   }
 
   async touchSite(siteId: string): Promise<void> {
     await this.db.query("UPDATE sites SET last_seen_at = now() WHERE id = $1", [siteId]);
   }
 
-  async getState(federationId: string, siteId: string): Promise<FederationState> {
-    const federation = await this.getFederation(federationId);
-    if (!federation) throw new StorageError("not-found", `There is no federation "${federationId}".`);
-    const [counts] = await this.db.query<{ sites: number; updates: number; mine: number }>(
-      `SELECT (SELECT count(*)::int FROM sites WHERE federation_id = $1) AS sites,
-              (SELECT count(*)::int FROM updates WHERE federation_id = $1 AND round = $2) AS updates,
-              (SELECT count(*)::int FROM updates WHERE federation_id = $1 AND round = $2 AND site_id = $3) AS mine`,
-      [federationId, federation.currentRound, siteId],
+  /**
+   * The federation as one site sees it, its open round brought up to date first (a deadline that passed is
+   * acted on here, not only by the timer), with the coordinator's receipt for the site's upload of
+   * `receiptFor` (default: its latest).
+   */
+  async getState(federationId: string, siteId: string, receiptFor?: number): Promise<FederationState> {
+    const now = this.now();
+    const { federation, open } = await this.settle(federationId, now);
+    return siteStateIn(this.db, federation, open, siteId, receiptFor, now);
+  }
+
+  /**
+   * The federation with its open round up to `now`. A plain read while the round's deadline is ahead (state
+   * polls must not queue behind uploads for the federation's lock); the locked settling otherwise.
+   */
+  async settle(federationId: string, now = this.now()): Promise<Settled> {
+    const [due] = await this.db.query<{ status: string; round: number | null; deadline: Date | null }>(
+      `SELECT f.status, r.round, r.deadline FROM federations f
+       LEFT JOIN rounds r ON r.federation_id = f.id AND r.round = f.current_round WHERE f.id = $1`,
+      [federationId],
     );
-    return {
-      federationId,
-      title: federation.title,
-      planHash: federation.planHash,
-      status: federation.status,
-      round: federation.currentRound,
-      rounds: federation.plan.rounds,
-      // Round r's aggregate is model version r, so the latest model is one behind the open round.
-      modelVersion: federation.currentRound - 1,
-      minSites: federation.plan.minSites,
-      sitesEnrolled: counts?.sites ?? 0,
-      updatesThisRound: counts?.updates ?? 0,
-      uploadedThisRound: (counts?.mine ?? 0) > 0,
-    };
+    if (!due) throw new StorageError("not-found", `There is no federation "${federationId}".`);
+    const current = due.status === "training" && due.round !== null;
+    if (!current || (due.deadline !== null && due.deadline.getTime() <= now)) {
+      return this.db.transaction(async (tx) =>
+        settleIn(tx, this.strategy, await lockFederation(tx, federationId), now),
+      );
+    }
+    const federation = (await this.getFederation(federationId)) as Federation;
+    return { federation, open: await openRoundOf(this.db, federation) };
+  }
+
+  /**
+   * Closes (or extends) every round whose deadline has passed, each in its own locked transaction; the
+   * round clock calls this. Returns how many rounds it looked at.
+   */
+  async settleDueRounds(): Promise<number> {
+    const now = this.now();
+    const due = await this.db.query<{ federation_id: string }>(
+      `SELECT r.federation_id FROM rounds r JOIN federations f ON f.id = r.federation_id AND f.current_round = r.round
+       WHERE f.status = 'training' AND r.closed_at IS NULL AND r.deadline <= $1 ORDER BY r.deadline`,
+      [new Date(now)],
+    );
+    for (const { federation_id } of due) await this.settle(federation_id, now);
+    return due.length;
+  }
+
+  /** An admin action on the federation's rounds or sites (round-actions.ts), in one locked transaction. */
+  roundAction(federationId: string, action: RoundAction): Promise<AdminRoundActionResponse> {
+    const now = this.now();
+    return this.db.transaction((tx) => roundActionIn(tx, this.strategy, federationId, action, now));
   }
 
   async getModel(federationId: string, version: number): Promise<Float32Array | undefined> {
@@ -266,18 +320,22 @@ export class Storage {
   }
 
   /**
-   * Stores a site's delta for the open round and, when the round has plan.minSites updates, aggregates
-   * them into the next model version (see rounds.ts). One transaction: nothing is half-written.
+   * Adds a site's delta to the open round and, when that closes the round, aggregates it into the next
+   * model version (see rounds.ts). One transaction: nothing is half-written. A refusal is thrown after the
+   * transaction committed what settling the round did (a round that reached its deadline stays closed).
    */
-  recordUpdate(
+  async recordUpdate(
     federationId: string,
     siteId: string,
     round: number,
     delta: Float32Array,
     numExamples: number,
   ): Promise<UploadResponse> {
-    return this.db.transaction((tx) =>
-      recordUpdateIn(tx, this.strategy, { federationId, siteId, round, delta, numExamples }),
+    const now = this.now();
+    const outcome = await this.db.transaction((tx) =>
+      recordUpdateIn(tx, this.strategy, { federationId, siteId, round, delta, numExamples }, now),
     );
+    if ("refused" in outcome) throw outcome.refused;
+    return outcome.response;
   }
 }

@@ -2,6 +2,7 @@ import Dexie, { type EntityTable } from "dexie";
 import type { ConditionFact, EncounterFact, ObservationFact, PatientFact } from "../core/cohort/facts";
 import type { Span } from "../core/cohort/time";
 import type { Plan } from "../core/plan";
+import type { UploadReceipt } from "../core/protocol";
 
 /**
  * The site's IndexedDB, shared by the page and the workers. Only features, labels and pseudonymous
@@ -203,6 +204,12 @@ export interface ReleaseRow {
   /** When the coordinator acknowledged it; "round closed" when it refused it because the round moved on. */
   sentAt?: number;
   refused?: string;
+  /**
+   * The coordinator's receipt for this release, as its reply or (when the reply was lost, or a refusal came
+   * after the round moved on) its state route said: accepted, counted in which model version, or refused and
+   * why. Updated when an accepted release is later counted. Absent in rows made before receipts.
+   */
+  receipt?: UploadReceipt;
   /** When the site's upload review (or, with review off, the page at once) let it go. */
   approvedAt?: number;
   /**

@@ -1,4 +1,5 @@
 import { epsilonSpent, type ReleaseCost } from "../core/privacy/budget";
+import type { UploadReceipt } from "../core/protocol";
 import type { FedwardDb, ReleaseRow } from "./db";
 
 /** This site's releases in one federation, in round order. */
@@ -60,18 +61,39 @@ export async function recordRelease(db: FedwardDb, row: ReleaseRow): Promise<voi
 }
 
 /**
- * What the coordinator said about a release: accepted (sentAt) or refused because the round moved on. Once
- * accepted, the bytes are no longer needed for a retry and are dropped (a model of 10^6 weights is 4 MB a
- * round); their size and SHA-256 stay.
+ * What the coordinator said about a release: accepted (sentAt) or refused because the round moved on, with
+ * its receipt when it gave one. Once accepted, the bytes are no longer needed for a retry and are dropped (a
+ * model of 10^6 weights is 4 MB a round); their size and SHA-256 stay. A refused release keeps counting
+ * against the budget (countsAgainstBudget): its bytes left this site.
  */
 export async function settleRelease(
   db: FedwardDb,
   federationId: string,
   round: number,
-  outcome: { sentAt: number } | { refused: string },
+  outcome: ({ sentAt: number } | { refused: string }) & { receipt?: UploadReceipt },
 ): Promise<void> {
   const patch = "sentAt" in outcome ? { ...outcome, body: undefined } : outcome;
   await db.releases.update([federationId, round], patch);
+}
+
+/**
+ * Keeps a newer receipt for a release the coordinator accepted: "counted in model version v" once its
+ * round closed. Returns whether the row changed.
+ */
+export async function recordReceipt(
+  db: FedwardDb,
+  federationId: string,
+  receipt: UploadReceipt,
+): Promise<boolean> {
+  const row = await releaseFor(db, federationId, receipt.round);
+  if (!row || row.withheldAt !== undefined || row.receipt?.status === receipt.status) return false;
+  // A release not sent yet (waiting for review, or a retry) gets its receipt when its upload settles.
+  if (row.sentAt === undefined && row.refused === undefined) return false;
+  // Only forward: a refusal of a retry does not undo the receipt of the update the coordinator counted.
+  if (row.receipt?.status === "counted" || (row.sentAt !== undefined && receipt.status === "refused"))
+    return false;
+  await db.releases.update([federationId, receipt.round], { receipt });
+  return true;
 }
 
 /**

@@ -764,6 +764,25 @@ function dpSgdPlanJson(privacy: Json = {}, training: Json = {}): Json {
 }
 
 describe("dp-sgd plans", () => {
+  it("refuse a model too large for the noise table at its noise multiplier, and accept it with less noise", () => {
+    // Prepare: about 1.05 million weights (30 -> 1024 -> 1000 -> 1)
+    const big = (noiseMultiplier: number) => {
+      const raw = dpSgdPlanJson({ noiseMultiplier });
+      raw.model = { type: "mlp", hidden: [1024, 1000], activation: "relu" };
+      return raw;
+    };
+
+    // Execute
+    const error = refusal(big(5));
+
+    // Assert
+    expect(error.message).toMatch(
+      /privacy\.noiseMultiplier: A model of 1057745 weights at privacy\.noiseMultiplier 5/,
+    );
+    expect(error.message).toMatch(/lower privacy\.noiseMultiplier or use a model with fewer weights/);
+    expect(isDpSgd(parsePlan(big(0.3)))).toBe(true);
+  });
+
   it("parse with steps per round and either an expected batch size or a sampling rate", () => {
     // Execute
     const byBatch = parsePlan(dpSgdPlanJson());

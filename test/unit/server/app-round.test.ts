@@ -65,11 +65,24 @@ describe("coordinator app: rounds", () => {
       modelVersion: 0,
       minSites: 2,
       sitesEnrolled: 2,
+      sitesActive: 2,
       updatesThisRound: 0,
       uploadedThisRound: false,
+      // The test plan sets no deadline: its rounds close as soon as minSites have sent.
+      deadline: null,
+      deadlineExtensions: 0,
+      serverTime: expect.any(String),
+      waitingFor: "quorum",
+      myUpload: null,
     });
     expect(afterA).toMatchObject({ updatesThisRound: 1, uploadedThisRound: true, round: 1 });
-    expect(afterB).toMatchObject({ updatesThisRound: 1, uploadedThisRound: false, round: 1 });
+    expect(afterA.myUpload).toMatchObject({
+      round: 1,
+      status: "accepted",
+      modelVersion: null,
+      statusCode: 202,
+    });
+    expect(afterB).toMatchObject({ updatesThisRound: 1, uploadedThisRound: false, round: 1, myUpload: null });
   });
 
   it("serves model version 0 as an encoded vector equal to the stored initial weights", async () => {
@@ -107,9 +120,28 @@ describe("coordinator app: rounds", () => {
 
       // Assert
       expect(first.statusCode).toBe(202);
-      expect(first.json()).toEqual({ round, updatesThisRound: 1, minSites: 2, aggregated: false });
+      expect(first.json()).toEqual({
+        round,
+        updatesThisRound: 1,
+        minSites: 2,
+        aggregated: false,
+        receipt: {
+          round,
+          status: "accepted",
+          modelVersion: null,
+          at: expect.any(String),
+          statusCode: 202,
+          reason: null,
+        },
+      });
       expect(second.statusCode).toBe(202);
-      expect(second.json()).toEqual({ round, updatesThisRound: 2, minSites: 2, aggregated: true });
+      expect(second.json()).toMatchObject({
+        round,
+        updatesThisRound: 2,
+        minSites: 2,
+        aggregated: true,
+        receipt: { round, status: "counted", modelVersion: round },
+      });
       const next = await downloadModel(b, round);
       expect(next.round).toBe(round);
       expect(next.values).toEqual(expected);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../../src/server/config";
+import { ConfigError, defaultLimits, loadConfig } from "../../../src/server/config";
 
 describe("loadConfig", () => {
   it("fills the documented defaults, resolving paths against the working directory", () => {
@@ -16,6 +16,7 @@ describe("loadConfig", () => {
       demoSites: 3,
       corsOrigins: "*",
       logLevel: "warn",
+      limits: defaultLimits,
     });
   });
 

@@ -122,6 +122,7 @@ export async function expectMigrationsApplyOnce(db: Db): Promise<void> {
     "invites",
     "models",
     "refused_updates",
+    "rounds",
     "schema_migrations",
     "site_metrics",
     "sites",

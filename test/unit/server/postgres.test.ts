@@ -138,11 +138,11 @@ describe("coordinator on PostgreSQL", () => {
     const second = await upload(app, b, 1, updateBody(1, deltaB1, 80));
 
     expect(first.statusCode).toBe(202);
-    expect(first.json()).toEqual({ round: 1, updatesThisRound: 1, minSites: 2, aggregated: false });
+    expect(first.json()).toMatchObject({ round: 1, updatesThisRound: 1, minSites: 2, aggregated: false });
     expect(again.statusCode).toBe(409);
     expect(again.json().message).toMatch(/already uploaded its update for round 1/);
     expect(second.statusCode).toBe(202);
-    expect(second.json()).toEqual({ round: 1, updatesThisRound: 2, minSites: 2, aggregated: true });
+    expect(second.json()).toMatchObject({ round: 1, updatesThisRound: 2, minSites: 2, aggregated: true });
     const global1 = await model(app, b, 1);
     expect(global1).toEqual(globalPlusMean(global0, [deltaA1, deltaB1]));
     expect(global1).not.toEqual(global0);
