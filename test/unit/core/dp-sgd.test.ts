@@ -79,9 +79,21 @@ describe("dpSgdGrid", () => {
     },
   );
 
-  it("refuses a grid that needs a noise table over 2^16 sigma/g, naming the plan fields", () => {
+  it("uses the finest grid the table serves for a large model, clipping at least 3C/4", () => {
+    // Execute: z sqrt(d) = 5.2 * 1000 would need sigma/g near 2^19 for g sqrt(d) <= C/64
+    const { grid, sigma, effectiveClip } = dpSgdGrid({ clipNorm: 1.5, noiseMultiplier: 5.2 }, 1_000_000);
+
+    // Assert
+    expect(sigma / grid).toBeLessThan(2 ** 16);
+    expect(sigma / grid).toBeGreaterThanOrEqual(2 ** 15);
+    expect(grid * 1000).toBeGreaterThan(1.5 / 64);
+    expect(effectiveClip).toBe(1.5 - grid * 1000);
+    expect(effectiveClip).toBeGreaterThanOrEqual(0.75 * 1.5);
+  });
+
+  it("refuses a grid whose rounding would take more than C/4, naming the plan fields", () => {
     expect(() => dpSgdGrid({ clipNorm: 1, noiseMultiplier: 50 }, 1_000_000)).toThrow(
-      /privacy\.noiseMultiplier.*fewer weights/,
+      /privacy\.noiseMultiplier.*privacy\.clipNorm.*fewer weights/,
     );
     expect(() => dpSgdGrid({ clipNorm: 1, noiseMultiplier: 50 }, 1_000_000)).toThrow(RangeError);
   });
