@@ -159,7 +159,7 @@ describe("fedward audit", () => {
       [["--plan", plan, unusable], /unusable.csv is missing the columns "mean radius"/],
       [
         ["--plan", plan, "--noise-multiplier", "1e9", SITE],
-        /needs a noise grid .* lower privacy.noiseMultiplier/,
+        /is too large for DP-SGD.s noise grid.* lower privacy.noiseMultiplier/,
       ],
     ];
     for (const [argv, message] of cases) {
