@@ -1,6 +1,7 @@
 import type { Plan } from "../../src/core/plan";
+import { divergedError } from "../../src/core/privacy/mechanism";
 import { l2Norm, subtract } from "../../src/core/vector";
-import { type DpSgdOptions, type DpSgdOutcome, diverged, fitDpSgd } from "./dp-sgd";
+import { type DpSgdOptions, type DpSgdOutcome, fitDpSgd } from "./dp-sgd";
 import type { FitOutcome, ShardSource, TrainProgress } from "./trainer";
 
 /**
@@ -53,7 +54,7 @@ export async function releaseDpSgd(
 export function toRelease(out: DpSgdOutcome, global: Float32Array): DpSgdRelease {
   const delta = subtract(out.weights, global);
   const bad = delta.findIndex((x) => !Number.isFinite(x));
-  if (bad >= 0) throw diverged(bad, delta[bad] as number);
+  if (bad >= 0) throw divergedError(`weight ${bad} of the update`, delta[bad] as number);
   const norm = l2Norm(delta);
   return {
     mechanism: "dp-sgd",

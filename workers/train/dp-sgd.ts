@@ -2,6 +2,7 @@ import { InputError } from "../../src/core/errors";
 import { createOptimizer } from "../../src/core/optim";
 import { dpSgdPrivacy, inputWidth, type Plan, paramCount } from "../../src/core/plan";
 import { dpSgdGrid, dpSgdSchedule, noiseClippedSum } from "../../src/core/privacy/dp-sgd";
+import { divergedError } from "../../src/core/privacy/mechanism";
 import { poissonSample } from "../../src/core/privacy/poisson";
 import { CryptoRandom } from "../../src/core/random";
 import { clippedGradientSum } from "./per-example";
@@ -95,7 +96,6 @@ export async function fitDpSgd(
   const every = Math.ceil(steps / 10);
   const weights = Float32Array.from(options.resume?.weights ?? global);
   const sum = new Float64Array(numWeights);
-  const total = new Float32Array(numWeights);
   const grad = new Float32Array(numWeights);
   const start = performance.now();
   let seen = 0;
@@ -115,12 +115,12 @@ export async function fitDpSgd(
       lossSum += out.loss * mb.count;
       examples += mb.count;
     }
-    total.set(sum);
-    const { noised } = noiseClippedSum(total, noise, rng);
+    const { noised } = noiseClippedSum(sum, noise, rng);
     for (let i = 0; i < numWeights; i++) grad[i] = (noised[i] as number) / expectedBatch;
     optimizer.step(weights, grad);
     const bad = weights.findIndex((w) => !Number.isFinite(w));
-    if (bad >= 0) throw diverged(bad, (weights[bad] as number) - (global[bad] as number));
+    if (bad >= 0)
+      throw divergedError(`weight ${bad} of the update`, (weights[bad] as number) - (global[bad] as number));
     options.onStep?.({ step, units: sampled, examples });
     seen += examples;
     sampledUnits += sampled.length;
@@ -163,15 +163,4 @@ export async function fitDpSgd(
     },
     metrics: { loss: lastLoss, examplesPerSecond: seen > 0 ? seen / seconds : 0, seconds },
   };
-}
-
-/**
- * The words of privatizeDelta (src/core/privacy/mechanism.ts) for an update that is not finite: releasing
- * it would tell, without noise, that training diverged on this site's data.
- */
-export function diverged(index: number, value: number): InputError {
-  return new InputError(
-    `Local training diverged: weight ${index} of the update is ${value}. Nothing was sent; ` +
-      "ask the federation to lower the plan's learning rate.",
-  );
 }

@@ -5,6 +5,7 @@ import { CryptoRandom } from "../random";
 import { discreteGaussianTable, sampleDiscreteGaussian } from "./cdt";
 import { scaledVariance } from "./discrete-gaussian";
 import { type DpSgdNoise, dpSgdGrid } from "./grid";
+import { divergedError } from "./mechanism";
 
 /**
  * DP-SGD's noise (Abadi et al. 2016, Alg. 1, with Poisson sampling as Mironov, Talwar, Zhang 2019 account
@@ -19,20 +20,16 @@ export { type DpSgdNoise, dpSgdGrid };
 /**
  * Rounds the clipped sum to the grid (in float64), adds discrete Gaussian noise of std sigma = z * C on the
  * grid (the exact table sampler of ./cdt.ts, never a float Gaussian: Mironov 2012), and returns a fresh
- * Float32Array. The caller clipped every unit to dpSgdGrid's effectiveClip.
+ * Float32Array. The caller clipped every unit to dpSgdGrid's effectiveClip; a float64 sum (a step's
+ * microbatches added up) is rounded as it is, with no float32 rounding before the grid.
  */
 export function noiseClippedSum(
-  sum: Float32Array,
+  sum: Float32Array | Float64Array,
   p: DpSgdNoise,
   rng: CryptoRandom = new CryptoRandom(),
 ): { noised: Float32Array; grid: number; sigma: number } {
   const bad = sum.findIndex((x) => !Number.isFinite(x));
-  if (bad >= 0)
-    // Releasing it would leak, without noise, that training diverged on this site's data.
-    throw new InputError(
-      `Local training diverged: coordinate ${bad} of a step's clipped gradient sum is ${sum[bad]}. Nothing ` +
-        "was sent; ask the federation to lower the plan's learning rate.",
-    );
+  if (bad >= 0) throw divergedError(`coordinate ${bad} of a step's clipped gradient sum`, sum[bad] as number);
   const { grid, gridExponent, sigma } = dpSgdGrid(p, sum.length);
   const { num, den } = scaledVariance(sigma, gridExponent);
   const noise = new Int32Array(sum.length);

@@ -5,6 +5,16 @@ import { discreteGaussianTable, sampleDiscreteGaussian } from "./cdt";
 import { clipToNorm } from "./clip";
 import { scaledVariance, toDyadic } from "./discrete-gaussian";
 
+/**
+ * Training went non-finite: releasing the value would tell, without noise, that training diverged on this
+ * site's data, so nothing is sent. `what` names the value, e.g. "weight 12 of the update".
+ */
+export function divergedError(what: string, value: number): InputError {
+  return new InputError(
+    `Local training diverged: ${what} is ${value}. Nothing was sent; ask the federation to lower the plan's learning rate.`,
+  );
+}
+
 export interface PrivacyParams {
   clipNorm: number;
   noiseMultiplier: number;
@@ -48,13 +58,7 @@ export function privatizeDelta(
   rng: CryptoRandom = new CryptoRandom(),
 ): PrivatizedDelta {
   const bad = delta.findIndex((x) => !Number.isFinite(x));
-  if (bad >= 0) {
-    // Releasing it would leak, without noise, that training diverged on this site's data.
-    throw new InputError(
-      `Local training diverged: weight ${bad} of the update is ${delta[bad]}. Nothing was sent; ` +
-        "ask the federation to lower the plan's learning rate.",
-    );
-  }
+  if (bad >= 0) throw divergedError(`weight ${bad} of the update`, delta[bad] as number);
   const sigma = noiseStd(params);
   if (sigma === 0) {
     const { clipped, norm } = clipToNorm(delta, params.clipNorm);
